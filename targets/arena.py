@@ -1,0 +1,287 @@
+"""Static arena planner: every intermediate tensor and kernel workspace gets an offset in one arena.
+
+It replaces TVM's USMP. The caller gives each buffer a size and a lifetime (the first and last
+kernel index at which it is live, both inclusive); two buffers conflict when their lifetimes
+share a step. The planner then:
+
+1. Rounds every size up to `alignment`, so every offset it hands out is a multiple of it.
+2. Merges in-place pairs: a buffer whose `inplace_of` source ends at the step where it begins,
+   and is no larger, becomes one block with its source (the source's size, the union of the
+   two lifetimes) and later gets the source's offset. Each source accepts at most one such
+   buffer (the first in input order), so chains of pairs share one slot; a request that does
+   not qualify is ignored.
+3. Places blocks greedy-by-size, as TFLite Micro's GreedyMemoryPlanner and USMP's
+   greedy_by_size do: largest first (ties: longer lifetime, then name), each at the lowest
+   offset where it overlaps no already-placed block whose lifetime intersects its own
+   (first fit over the gaps between those blocks, sorted by offset).
+4. Runs the same first fit with three more orderings (size x number of conflicts, lifetime
+   length, first use), then a bounded deterministic local search from each result: move the
+   blocks that reach the arena's top to the front of the ordering and place again, at most
+   `LOCAL_SEARCH_STEPS` times or until an ordering repeats. The smallest arena wins.
+5. Stops as soon as an arena equals the liveness lower bound (the most aligned bytes live at
+   any one step, in-place blocks counted once): no plan can be smaller.
+
+What it does not do:
+- It is a heuristic: the problem (dynamic storage allocation) is NP-hard, and the plan may
+  sit above the optimum; it is at most `size - lower_bound` bytes above it.
+- It does not reorder kernels or split buffers; lifetimes are taken as given.
+- It does not place weights or constants (they stay in flash) or anything of dynamic size.
+- It uses one alignment for every buffer, and never lets two live buffers share bytes except
+  for the in-place pairs of step 2.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+# Per starting ordering. 200 buffers take ~5 ms as a CNN-like chain, ~0.15 s when each meets
+# ~40 others, ~0.5 s when each meets ~130 (all 68 first-fit passes run).
+LOCAL_SEARCH_STEPS = 16
+
+
+class ArenaOverlapError(ValueError):
+    """A plan puts two simultaneously live buffers on the same bytes, or a buffer out of bounds."""
+
+
+@dataclass(frozen=True)
+class Buffer:
+    name: str
+    size: int  # bytes, > 0
+    first: int  # first step (kernel index) at which it is live, inclusive
+    last: int  # last step at which it is live, inclusive
+    inplace_of: str | None = None  # may share the offset of this buffer (see module docstring)
+
+    def __post_init__(self) -> None:
+        if self.size <= 0:
+            raise ValueError(f"buffer {self.name!r}: size must be > 0, got {self.size}")
+        if self.first > self.last:
+            raise ValueError(f"buffer {self.name!r}: first {self.first} > last {self.last}")
+
+
+@dataclass(frozen=True)
+class Placement:
+    buffer: Buffer
+    offset: int
+
+
+@dataclass(frozen=True)
+class ArenaPlan:
+    placements: tuple[Placement, ...]
+    size: int  # arena bytes: max(offset + aligned size)
+    lower_bound: int  # most aligned bytes live at any one step
+    algorithm: str  # which ordering (and how many local-search moves) won
+    alignment: int
+
+    def offset(self, name: str) -> int:
+        for p in self.placements:
+            if p.buffer.name == name:
+                return p.offset
+        raise KeyError(f"no buffer named {name!r} in this plan ({len(self.placements)} buffers)")
+
+    def print_plan(self) -> str:
+        """A table of the placements, with a timeline column: '#' marks the steps a buffer is live."""
+        gap = 100.0 * (self.size - self.lower_bound) / self.lower_bound if self.lower_bound else 0.0
+        header = (
+            f"arena {self.size} B, lower bound {self.lower_bound} B (+{gap:.1f}%), "
+            f"alignment {self.alignment}, {len(self.placements)} buffers, {self.algorithm}"
+        )
+        if not self.placements:
+            return header
+        start = min(p.buffer.first for p in self.placements)
+        end = max(p.buffer.last for p in self.placements)
+        width = max(len("name"), *(len(p.buffer.name) for p in self.placements))
+        offsets = {p.buffer.name: p.offset for p in self.placements}
+        parent = _inplace_parent([p.buffer for p in self.placements], offsets)
+        lines = [header, f"{'name':<{width}}  {'offset':>8}  {'size':>8}  {'steps':>9}  timeline"]
+        for p in sorted(self.placements, key=lambda p: (p.offset, p.buffer.first, p.buffer.name)):
+            b = p.buffer
+            timeline = ""
+            if end - start < 80:
+                timeline = "".join(
+                    "#" if b.first <= t <= b.last else "." for t in range(start, end + 1)
+                )
+            steps = f"{b.first}..{b.last}"
+            note = f"  (in place of {parent[b.name]})" if b.name in parent else ""
+            lines.append(
+                f"{b.name:<{width}}  {p.offset:>8}  {b.size:>8}  {steps:>9}  {timeline}{note}"
+            )
+        return "\n".join(lines)
+
+    def check_no_overlap(self) -> None:
+        """Raise ArenaOverlapError on a misaligned or out-of-bounds buffer, or two live buffers
+        sharing bytes (honoured in-place pairs excepted)."""
+        for p in self.placements:
+            b = p.buffer
+            if p.offset % self.alignment:
+                raise ArenaOverlapError(
+                    f"buffer {b.name!r} at offset {p.offset} is not {self.alignment}-byte aligned"
+                )
+            if p.offset < 0 or p.offset + b.size > self.size:
+                raise ArenaOverlapError(
+                    f"buffer {b.name!r} (offset {p.offset}, {b.size} B) lies outside "
+                    f"the {self.size} B arena"
+                )
+        offsets = {p.buffer.name: p.offset for p in self.placements}
+        parent = _inplace_parent([p.buffer for p in self.placements], offsets)
+        ordered = sorted(self.placements, key=lambda p: p.buffer.first)
+        for i, p in enumerate(ordered):
+            a = p.buffer
+            for q in ordered[i + 1 :]:
+                b = q.buffer
+                if b.first > a.last:
+                    break  # sorted by first: no later buffer is live together with a
+                if p.offset + a.size <= q.offset or q.offset + b.size <= p.offset:
+                    continue
+                if p.offset == q.offset and _root(parent, a.name) == _root(parent, b.name):
+                    continue  # in-place pair
+                raise ArenaOverlapError(
+                    f"buffers {a.name!r} (offset {p.offset}, {a.size} B, steps "
+                    f"{a.first}..{a.last}) and {b.name!r} (offset {q.offset}, {b.size} B, steps "
+                    f"{b.first}..{b.last}) are both live at steps {max(a.first, b.first)}.."
+                    f"{min(a.last, b.last)} and share bytes "
+                    f"[{max(p.offset, q.offset)}, {min(p.offset + a.size, q.offset + b.size)})"
+                )
+
+
+def _align(size: int, alignment: int) -> int:
+    return -(-size // alignment) * alignment
+
+
+def _root(parent: dict[str, str], name: str) -> str:
+    while name in parent:
+        name = parent[name]
+    return name
+
+
+def _inplace_parent(
+    buffers: Sequence[Buffer], offsets: dict[str, int] | None = None
+) -> dict[str, str]:
+    """Map each honoured in-place buffer's name to its source's name (step 2 of the docstring);
+    with `offsets`, only pairs placed at the same offset count."""
+    by_name = {b.name: b for b in buffers}
+    parent: dict[str, str] = {}
+    claimed: set[str] = set()
+    for b in buffers:
+        src = by_name.get(b.inplace_of) if b.inplace_of is not None else None
+        if (
+            src is not None
+            and src.last == b.first
+            and b.size <= src.size
+            and src.name not in claimed
+            and _root(parent, src.name) != b.name  # no cycles
+            and (offsets is None or offsets[src.name] == offsets[b.name])
+        ):
+            parent[b.name] = src.name
+            claimed.add(src.name)
+    return parent
+
+
+def _blocks(buffers: Sequence[Buffer], alignment: int) -> list[tuple[list[Buffer], int, int, int]]:
+    """Group buffers into placement blocks: (members, aligned size, first, last)."""
+    if alignment <= 0:
+        raise ValueError(f"alignment must be > 0, got {alignment}")
+    names = [b.name for b in buffers]
+    if len(set(names)) != len(names):
+        dup = sorted({n for n in names if names.count(n) > 1})
+        raise ValueError(f"buffer names must be unique, repeated: {dup}")
+    parent = _inplace_parent(buffers)
+    groups: dict[str, list[Buffer]] = {}
+    for b in buffers:
+        groups.setdefault(_root(parent, b.name), []).append(b)
+    return [
+        (
+            members,
+            max(_align(m.size, alignment) for m in members),
+            min(m.first for m in members),
+            max(m.last for m in members),
+        )
+        for members in groups.values()
+    ]
+
+
+def _peak(intervals: Sequence[tuple[int, int, int]]) -> int:
+    """Most bytes live at one step, for (size, first, last) intervals."""
+    delta: dict[int, int] = {}
+    for size, first, last in intervals:
+        delta[first] = delta.get(first, 0) + size
+        delta[last + 1] = delta.get(last + 1, 0) - size
+    live = peak = 0
+    for step in sorted(delta):
+        live += delta[step]
+        peak = max(peak, live)
+    return peak
+
+
+def liveness_lower_bound(buffers: Sequence[Buffer], alignment: int = 16) -> int:
+    """Most aligned bytes live at any one step; in-place pairs count once. No plan is smaller."""
+    return _peak([(size, first, last) for _, size, first, last in _blocks(buffers, alignment)])
+
+
+def _first_fit(order: Sequence[int], sizes: list[int], conflicts: list[list[int]]) -> list[int]:
+    """Place blocks in `order`, each at the lowest offset clear of its placed conflicts."""
+    offsets = [-1] * len(sizes)
+    ends = [0] * len(sizes)
+    for i in order:
+        size = sizes[i]
+        busy = sorted([(offsets[j], ends[j]) for j in conflicts[i] if offsets[j] >= 0])
+        offset = 0
+        for lo, hi in busy:
+            if offset + size <= lo:
+                break
+            offset = max(offset, hi)
+        offsets[i] = offset
+        ends[i] = offset + size
+    return offsets
+
+
+def plan_arena(buffers: Sequence[Buffer], alignment: int = 16) -> ArenaPlan:
+    """Give every buffer an offset in one arena (algorithm in the module docstring)."""
+    blocks = _blocks(buffers, alignment)
+    lower_bound = _peak([(size, first, last) for _, size, first, last in blocks])
+    n = len(blocks)
+    sizes = [size for _, size, _, _ in blocks]
+    firsts = [first for _, _, first, _ in blocks]
+    lasts = [last for _, _, _, last in blocks]
+    names = [members[0].name for members, _, _, _ in blocks]
+    conflicts: list[list[int]] = [[] for _ in range(n)]
+    for i in range(n):
+        for j in range(i + 1, n):
+            if firsts[i] <= lasts[j] and firsts[j] <= lasts[i]:
+                conflicts[i].append(j)
+                conflicts[j].append(i)
+
+    def length(i: int) -> int:
+        return lasts[i] - firsts[i]
+
+    orderings = {
+        "greedy-by-size": lambda i: (-sizes[i], -length(i), names[i]),
+        "greedy-by-conflicts": lambda i: (-sizes[i] * len(conflicts[i]), -sizes[i], names[i]),
+        "greedy-by-lifetime": lambda i: (-length(i), -sizes[i], names[i]),
+        "greedy-by-first-use": lambda i: (firsts[i], -sizes[i], names[i]),
+    }
+    best: tuple[int, list[int], str] | None = None
+    for label, key in orderings.items():
+        order = sorted(range(n), key=key)
+        seen: set[tuple[int, ...]] = set()
+        for step in range(LOCAL_SEARCH_STEPS + 1):
+            offsets = _first_fit(order, sizes, conflicts)
+            top = max((o + s for o, s in zip(offsets, sizes)), default=0)
+            if best is None or top < best[0]:
+                moves = f"{step} move" + ("s" if step > 1 else "")
+                name = label if step == 0 else f"{label} + local search ({moves})"
+                best = (top, offsets, name)
+            if best[0] == lower_bound:
+                break
+            seen.add(tuple(order))
+            at_top = [i for i in order if offsets[i] + sizes[i] == top]
+            order = at_top + [i for i in order if offsets[i] + sizes[i] != top]
+            if tuple(order) in seen:
+                break
+        if best[0] == lower_bound:
+            break
+
+    size, offsets, algorithm = best if best is not None else (0, [], "empty")
+    offset_of = {m.name: offsets[i] for i, (members, _, _, _) in enumerate(blocks) for m in members}
+    placements = tuple(Placement(b, offset_of[b.name]) for b in buffers)
+    return ArenaPlan(placements, size, lower_bound, algorithm, alignment)

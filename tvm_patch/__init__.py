@@ -1,0 +1,1 @@
+"""tvm-patch: patch-based inference for microcontrollers on Apache TVM."""
