@@ -1,0 +1,92 @@
+"""InlineKernels: schedule every fused PrimFunc so its intermediates vanish.
+
+A fused kernel straight out of FuseTIR computes each stage (dequantize, pad, conv, bias,
+quantize, clip) into a full-size temporary; lowered as is, each temporary becomes a
+TVMBackendAllocWorkspace call as large as a feature map. The rule here:
+
+1. Inline every non-reduction block that can be inlined into its consumers
+   (`compute_inline`: dequantize and pad into the conv, bias into quantize, ...), repeating
+   until nothing changes; blocks that only can be inlined into their producer are
+   `reverse_compute_inline`d.
+2. Move each remaining non-reduction consumer of a reduction block under the reduction's
+   innermost spatial loop (`reverse_compute_at`), so the accumulator shrinks to one element
+   and stays on the stack.
+
+What is left allocates through the runtime's workspace region, whose size the emitter reads
+back from the generated code.
+"""
+
+from __future__ import annotations
+
+import tvm
+from tvm import tirx
+from tvm.s_tir import Schedule
+from tvm.s_tir.schedule import ScheduleError
+
+_REDUCE = 2  # IterVar.CommReduce
+
+
+def _is_reduction(sch: Schedule, block) -> bool:
+    return any(iv.iter_type == _REDUCE for iv in sch.get(block).iter_vars)
+
+
+def _spatial_depth(sch: Schedule, block) -> int:
+    n = 0
+    for iv in sch.get(block).iter_vars:
+        if iv.iter_type == _REDUCE:
+            break
+        n += 1
+    return n
+
+
+def schedule_kernel(func: tirx.PrimFunc) -> tirx.PrimFunc:
+    sch = Schedule(tvm.IRModule({"main": func}))
+    root = sch.get_sblock("root")
+
+    def blocks():
+        return sch.get_child_blocks(root)
+
+    changed = True
+    while changed:
+        changed = False
+        for block in blocks():
+            if _is_reduction(sch, block):
+                continue
+            for inline in (sch.compute_inline, sch.reverse_compute_inline):
+                try:
+                    inline(block)
+                except ScheduleError:
+                    continue
+                changed = True
+                break
+            if changed:
+                break
+    for block in blocks():
+        if _is_reduction(sch, block):
+            continue
+        producers = [p for p in sch.get_producers(block) if _is_reduction(sch, p)]
+        if len(producers) != 1:
+            continue
+        anchor = producers[0]
+        depth = _spatial_depth(sch, anchor)
+        if depth == 0:
+            continue
+        try:
+            sch.reverse_compute_at(block, sch.get_loops(anchor)[depth - 1])
+        except ScheduleError:
+            continue
+    return sch.mod["main"]
+
+
+@tvm.transform.module_pass(opt_level=0, name="InlineKernels")
+class InlineKernels:
+    """Apply `schedule_kernel` to every PrimFunc in the module."""
+
+    def transform_module(self, mod: tvm.IRModule, _ctx: tvm.transform.PassContext) -> tvm.IRModule:
+        updates = {}
+        for gv, func in mod.functions.items():
+            if isinstance(func, tirx.PrimFunc):
+                updates[gv] = schedule_kernel(func)
+        for gv, func in updates.items():
+            mod[gv] = func
+        return mod

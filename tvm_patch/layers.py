@@ -1,0 +1,116 @@
+"""The layer graph: one record per kernel, with the numbers later passes and reports need.
+
+A layer is one kernel of the grouped model (see passes/group_kernels.py): its anchor op
+(conv2d, matmul, pooling, ...) with the elementwise ops fused around it, reading and
+writing tensors that live in the arena.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import tvm
+from tvm import relax
+
+from .passes.group_kernels import ANCHOR_OPS, op_name, tensor_bytes
+
+
+@dataclass(frozen=True)
+class Layer:
+    index: int
+    name: str  # the tensor it writes
+    op: str  # anchor op without the "relax." prefix, e.g. "nn.conv2d"
+    input_shapes: tuple[tuple[int, ...], ...]  # activation inputs (weights excluded)
+    output_shape: tuple[int, ...]
+    dtype: str  # stored output dtype
+    kernel: tuple[int, ...] = ()
+    strides: tuple[int, ...] = ()
+    padding: tuple[int, ...] = ()
+    dilation: tuple[int, ...] = ()
+    groups: int = 1
+    layout: str = ""
+    macs: int = 0
+    activation_bytes: int = 0  # bytes of activation inputs + output
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+def _shape(ty) -> tuple[int, ...]:
+    return tuple(int(d) for d in ty.shape.values)
+
+
+def _prod(xs) -> int:
+    n = 1
+    for x in xs:
+        n *= int(x)
+    return n
+
+
+def _anchor_info(call: relax.Call) -> dict:
+    name = op_name(call)
+    attrs = call.attrs
+    out = _shape(call.ty)
+    info: dict = {"op": name.removeprefix("relax.")}
+    if name in ("relax.nn.conv2d", "relax.nn.conv1d"):
+        w = _shape(call.args[1].ty)
+        layout = str(attrs.kernel_layout)
+        ksp = tuple(w[layout.index(c)] for c in "HW" if c in layout)
+        cin_per_group = w[layout.index("I")]
+        info.update(
+            kernel=ksp,
+            strides=tuple(int(s) for s in attrs.strides),
+            padding=tuple(int(p) for p in attrs.padding),
+            dilation=tuple(int(d) for d in attrs.dilation),
+            groups=int(attrs.groups),
+            layout=str(attrs.data_layout),
+            macs=_prod(out) * cin_per_group * _prod(ksp),
+        )
+    elif name == "relax.matmul":
+        k = _shape(call.args[0].ty)[-1]
+        info.update(macs=_prod(out) * k)
+    elif name in ("relax.nn.max_pool2d", "relax.nn.avg_pool2d"):
+        info.update(
+            kernel=tuple(int(s) for s in attrs.pool_size),
+            strides=tuple(int(s) for s in attrs.strides),
+            padding=tuple(int(p) for p in attrs.padding),
+            layout=str(attrs.layout),
+        )
+    return info
+
+
+def layer_graph(grouped: tvm.IRModule) -> list[Layer]:
+    """One Layer per kernel call of the grouped `main`, in execution order."""
+    layers: list[Layer] = []
+    main = grouped["main"]
+    for block in main.body.blocks:
+        for b in block.bindings:
+            v = b.value
+            if not isinstance(v, relax.Call) or isinstance(v.ty, relax.TupleType):
+                continue
+            if isinstance(v.op, tvm.ir.GlobalVar):
+                inner = [x.value for blk in grouped[v.op].body.blocks for x in blk.bindings]
+            else:
+                inner = [v]
+            calls = [c for c in inner if isinstance(c, relax.Call)]
+            anchors = [c for c in calls if op_name(c) in ANCHOR_OPS]
+            head = anchors[0] if anchors else calls[0]
+            info = _anchor_info(head)
+            if len(anchors) > 1:
+                info["macs"] = sum(_anchor_info(a).get("macs", 0) for a in anchors)
+            ins = tuple(
+                _shape(a.ty) for a in v.args if isinstance(a, relax.Var) and hasattr(a.ty, "shape")
+            )
+            in_bytes = sum(tensor_bytes(a.ty) for a in v.args if isinstance(a, relax.Var))
+            layers.append(
+                Layer(
+                    index=len(layers),
+                    name=b.var.name,
+                    input_shapes=ins,
+                    output_shape=_shape(b.var.ty),
+                    dtype=str(b.var.ty.dtype),
+                    activation_bytes=in_bytes + tensor_bytes(b.var.ty),
+                    **info,
+                )
+            )
+    return layers
