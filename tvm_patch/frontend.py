@@ -188,3 +188,17 @@ def _name_tflite_layer(path: Path, model, graph, message: str) -> str:
             out = graph.Tensors(op.Outputs(0)).Name().decode()
             return f"{path.name}: operator {name} (layer {i}, output {out!r}) is not supported"
     return f"{path.name}: " + " ".join(message.split())[:300]
+
+
+_KERNEL_LAYOUT = {"NCHW": "OIHW", "NHWC": "OHWI"}
+
+
+def convert_layout(mod: tvm.IRModule, layout: str | None) -> tvm.IRModule:
+    """Rewrite conv2d to `layout` (tvmc's --desired-layout); None keeps the model's."""
+    if layout is None:
+        return mod
+    if layout not in _KERNEL_LAYOUT:
+        raise ModelLoadError(f"--desired-layout {layout!r}: choose NCHW or NHWC")
+    desired = {"relax.nn.conv2d": [layout, _KERNEL_LAYOUT[layout]]}
+    mod = relax.transform.ConvertLayout(desired)(mod)
+    return relax.transform.FoldConstant()(mod)

@@ -40,14 +40,16 @@ def resolve_kernel_backend(requested: str, board: Board) -> str:
 
 
 def build_kernels(program: Program, board: Board, backend: str, out_dir: Path) -> Kernels:
+    """Write kernels.c always (the host build and the workspace analysis use it) and, for the
+    llvm backend, kernels.o for the board; `sources`/`objects` are what the board build links."""
     out_dir.mkdir(parents=True, exist_ok=True)
     c_source = tvm.tirx.build(program.kernels, tvm.target.Target({"kind": "c"})).inspect_source()
+    c_path = out_dir / "kernels.c"
+    c_path.write_text(c_source)
     workspace = kernel_workspaces(c_source)
     if backend == "c":
-        path = out_dir / "kernels.c"
-        path.write_text(c_source)
-        return Kernels("c", sources=[path], workspace=workspace)
-    target = board.llvm_target or {"kind": "llvm"}
+        return Kernels("c", sources=[c_path], workspace=workspace)
     obj = out_dir / "kernels.o"
+    target = board.llvm_target or {"kind": "llvm"}
     tvm.tirx.build(program.kernels, tvm.target.Target(target)).write_to_file(str(obj))
     return Kernels("llvm", objects=[obj], workspace=workspace)

@@ -1,0 +1,136 @@
+"""`tvmc`: the classic TVM command line, rebuilt on this backend (compile, run)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from .errors import TvmPatchError
+
+TARGETS = "host, cortex-m4, cortex-m7, cortex-m33, a board name (mps2-an386, ...)"
+
+
+def _compile(args: argparse.Namespace) -> int:
+    from .compile import compile_model
+    from .frontend import parse_input_shapes
+    from .options import CompileOptions
+
+    options = CompileOptions(
+        target=args.target,
+        kernels=args.kernels,
+        input_shapes=parse_input_shapes(args.input_shapes),
+        desired_layout=args.desired_layout,
+    )
+    result = compile_model(args.model, args.output, options)
+    r = result.report
+    if args.output_format == "mlf":
+        _write_mlf(result.out_dir)
+    print(
+        f"compiled {Path(r['model']).name} for {r['board']} ({r['kernels']} kernels, {r['schedule']} schedule): "
+        f"peak SRAM {r['peak_sram_bytes']:,} B (lower bound {r['lower_bound_bytes']:,} B), "
+        f"flash {r['flash_bytes']:,} B, {r['macs']:,} MACs -> {result.out_dir}"
+    )
+    return 0
+
+
+def _write_mlf(out_dir: Path) -> Path:
+    """A Model Library Format-style archive: codegen sources, runtime, metadata."""
+    import tarfile
+
+    tar_path = out_dir / "model.tar"
+    with tarfile.open(tar_path, "w") as tar:
+        for f in sorted((out_dir / "src").iterdir()):
+            tar.add(f, arcname=f"codegen/host/src/{f.name}")
+        tar.add(out_dir / "report.json", arcname="metadata.json")
+        tar.add(out_dir / "project", arcname="project")
+    return tar_path
+
+
+def _run(args: argparse.Namespace) -> int:
+    from .run import load_report, run_compiled
+
+    inputs = None
+    report = load_report(Path(args.out))
+    if args.inputs:
+        data = np.load(args.inputs)
+        names = [s["name"] for s in report["inputs"]]
+        missing = [n for n in names if n not in data.files]
+        if missing and len(data.files) == len(names):
+            inputs = [data[k] for k in data.files]
+        elif missing:
+            raise TvmPatchError(f"{args.inputs}: no array named {missing[0]!r} (has {data.files})")
+        else:
+            inputs = [data[n] for n in names]
+    elif args.fill_mode != "random":
+        fill = 0 if args.fill_mode == "zeros" else 1
+        inputs = [np.full(s["shape"], fill, dtype=s["dtype"]) for s in report["inputs"]]
+    run = run_compiled(args.out, device=args.device, board=args.board, inputs=inputs, timeout_s=args.timeout)
+    if args.outputs:
+        np.savez(args.outputs, **{o["name"]: a for o, a in zip(report["outputs"], run.outputs)})
+    if args.report:
+        Path(args.report).write_text(json.dumps(run.report, indent=2) + "\n")
+    rr = run.report
+    if args.print_time or not args.print_top:
+        what = (
+            f"{rr['instructions']:,} instructions (QEMU, {rr['board']})"
+            if "instructions" in rr
+            else f"{rr['host_seconds'] * 1e3:.3f} ms (host)"
+        )
+        print(f"ran {Path(rr['model']).name} on {args.device}: {what}, peak SRAM {rr['peak_sram_bytes']:,} B")
+    if args.print_top:
+        for o, a in zip(report["outputs"], run.outputs):
+            flat = a.reshape(-1).astype(np.float64)
+            top = np.argsort(-flat, kind="stable")[: args.print_top]
+            print(f"{o['name']}: " + ", ".join(f"[{i}] {a.reshape(-1)[i]}" for i in top))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="tvmc", description="tvm-patch: compile CNNs for microcontrollers")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    c = sub.add_parser("compile", help="compile an ONNX/TFLite model to C, an ELF and a project")
+    c.add_argument("model", help="model.onnx or model.tflite")
+    c.add_argument("--target", default="cortex-m4", help=f"{TARGETS} (default cortex-m4)")
+    c.add_argument("-o", "--output", required=True, help="output folder OUT")
+    c.add_argument("--input-shapes", help="static input shapes, e.g. 'input:[1,3,224,224]'")
+    c.add_argument("--desired-layout", choices=["NCHW", "NHWC"], help="convert conv2d layouts")
+    c.add_argument("--output-format", choices=["project", "mlf"], default="project",
+                   help="project: OUT/project with a Makefile (always written); mlf: also OUT/model.tar")
+    c.add_argument("--kernels", choices=["auto", "c", "llvm"], default="auto",
+                   help="TVM codegen for the kernels (auto: llvm on Cortex-M, c on the host)")
+    c.set_defaults(func=_compile)
+
+    r = sub.add_parser("run", help="run a compiled OUT on the host or in QEMU")
+    r.add_argument("out", help="folder written by tvmc compile")
+    r.add_argument("--device", choices=["host", "qemu"], default="qemu")
+    r.add_argument("--board", help="QEMU board (default: the one compiled for)")
+    r.add_argument("--inputs", help="inputs .npz (default: random, seeded)")
+    r.add_argument("--fill-mode", choices=["random", "zeros", "ones"], default="random")
+    r.add_argument("--outputs", help="write outputs to this .npz")
+    r.add_argument("--print-top", type=int, metavar="N", help="print the top N output entries")
+    r.add_argument("--print-time", action="store_true", help="print instructions (QEMU) or time (host)")
+    r.add_argument("--report", help="write the run report (JSON) here")
+    r.add_argument("--timeout", type=float, default=600.0, help="seconds before a run counts as hung")
+    r.set_defaults(func=_run)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except TvmPatchError as err:
+        print(f"error: {type(err).__name__}: {err}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("error: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
