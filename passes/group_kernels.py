@@ -162,6 +162,19 @@ def _var_args(value: relax.Expr) -> list[relax.Var]:
     return out
 
 
+def _weight_args(value: relax.Expr) -> list[relax.Expr]:
+    """Constants a kernel takes as parameters: every tensor constant handed to an existing
+    call_tir (FuseTIR accepts no tensor constants inside), and non-scalar ones elsewhere
+    (scalars such as a quantize scale stay inline and legalize into immediates)."""
+    out = []
+    for a in getattr(value, "args", []):
+        if isinstance(a, relax.Tuple):
+            out.extend(f for f in a.fields if isinstance(f, tvm.ir.Constant))
+        elif _is_weight(a):
+            out.append(a)
+    return out
+
+
 def _is_weight(expr: relax.Expr) -> bool:
     if not isinstance(expr, tvm.ir.Constant):
         return False
@@ -211,7 +224,7 @@ class GroupKernels:
                 later_uses.update(_var_args(b.value))
         ext: list[relax.Expr] = []
         for b in members:
-            args = list(_var_args(b.value)) + [a for a in getattr(b.value, "args", []) if _is_weight(a)]
+            args = list(_var_args(b.value)) + _weight_args(b.value)
             for a in args:
                 if a not in inside and not any(a.same_as(e) for e in ext):
                     ext.append(a)

@@ -53,7 +53,7 @@ def compile_model(model_path: str | Path, out_dir: str | Path, options: CompileO
         workspace = {i: kernels.workspace.get(c.kernel, 0) for i, c in enumerate(program.calls)}
         plan = plan_arena(program_buffers(program, workspace))  # one static arena, offsets planned
         plan.check_no_overlap()
-        if plan.size > board.ram_bytes:
+        if board.ram_bytes is not None and plan.size > board.ram_bytes:
             raise ArenaTooLarge(
                 f"{imported.path.name}: the arena needs {plan.size:,} bytes but {board.name} has "
                 f"{board.ram_bytes:,} bytes of RAM; try --pass patch or a board with more RAM"
@@ -62,8 +62,7 @@ def compile_model(model_path: str | Path, out_dir: str | Path, options: CompileO
         (staging / "arena_plan.txt").write_text(plan.print_plan() + "\n")
         model_sources = list(emitted.files) + kernels.sources
         elf = build_elf(board, model_sources, kernels.objects, staging / "model.elf", [src])
-        headers = [emitted.header, src / "tvmp_model.h"]
-        export_project(board, model_sources + headers, kernels.objects, staging / "project")
+        export_project(board, model_sources, kernels.objects, staging / "project")  # headers come along
         sizes = elf_sizes(elf)
         report = {
             "model": str(imported.path),
