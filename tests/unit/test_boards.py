@@ -1,0 +1,99 @@
+"""Board table: names, CPU/FPU flags, LLVM targets, and agreement with the linker scripts."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from tvm_patch.targets.boards import BOARDS, TARGET_BOARDS, Board, UnknownBoard, board_for
+from tvm_patch.targets.toolchain import linker_scripts, runtime_dir, runtime_sources
+
+from tvm_patch.errors import TvmPatchError
+
+CORTEX_M = [board for board in BOARDS.values() if not board.is_host]
+
+
+def test_every_target_names_a_board() -> None:
+    assert set(TARGET_BOARDS.values()) == set(BOARDS)
+    for target, name in TARGET_BOARDS.items():
+        assert board_for(target) is BOARDS[name]
+        assert board_for(name) is BOARDS[name]
+
+
+def test_unknown_name_lists_the_valid_ones() -> None:
+    with pytest.raises(UnknownBoard, match="cortex-m4.*mps2-an386") as err:
+        board_for("cortex-m0")
+    assert isinstance(err.value, TvmPatchError) and isinstance(err.value, ValueError)
+
+
+@pytest.mark.parametrize(
+    ("target", "machine", "fpu", "mtriple"),
+    [
+        # QEMU's M4 FPU is single precision (MVFR0 0x10110021).
+        ("cortex-m4", "mps2-an386", "fpv4-sp-d16", "thumbv7em-none-eabi"),
+        # QEMU's M7 has the double-precision FPv5 (MVFR0 0x10110221).
+        ("cortex-m7", "mps2-an500", "fpv5-d16", "thumbv7em-none-eabi"),
+        # M33: Armv8-M mainline, FPv5 single precision (MVFR0 0x10110021).
+        ("cortex-m33", "mps2-an505", "fpv5-sp-d16", "thumbv8m.main-none-eabi"),
+    ],
+)
+def test_cortex_m_flags(target: str, machine: str, fpu: str, mtriple: str) -> None:
+    board = board_for(target)
+    assert board.qemu_machine == machine
+    assert board.gcc_flags == (f"-mcpu={target}", "-mthumb", f"-mfpu={fpu}", "-mfloat-abi=hard")
+    assert board.llvm_target == {
+        "kind": "llvm",
+        "mtriple": mtriple,
+        "mcpu": target,
+        "mfloat-abi": "hard",
+    }
+
+
+def test_clocks_give_the_count_resolution() -> None:
+    """mps2 SYSCLK is 25 MHz, the AN505's 20 MHz: one SysTick tick is 40 or 50
+    instructions under -icount shift=0."""
+    assert [b.instructions_per_tick for b in CORTEX_M] == [40, 40, 50]
+    assert BOARDS["host"].instructions_per_tick is None
+
+
+def test_host_board() -> None:
+    host = board_for("host")
+    assert host.is_host and host.qemu_machine is None and host.llvm_target is None
+    assert host.linker_script is None and host.gcc_flags == ()
+    assert linker_scripts(host) == []
+
+
+def test_boards_are_hashable_and_frozen() -> None:
+    board = BOARDS["mps2-an386"]
+    assert {board: 1}[board] == 1
+    with pytest.raises(AttributeError):
+        board.name = "other"  # type: ignore[misc]
+
+
+_REGION = re.compile(
+    r"(FLASH|RAM)\s*\([a-z]+\)\s*:\s*ORIGIN\s*=\s*(0x[0-9a-fA-F]+),\s*LENGTH\s*=\s*(\d+)M"
+)
+
+
+@pytest.mark.parametrize("board", CORTEX_M, ids=lambda b: b.name)
+def test_linker_script_agrees_with_the_board(board: Board) -> None:
+    script, common = linker_scripts(board)
+    assert script.name == board.linker_script and common.is_file()
+    regions = {
+        m[0]: (int(m[1], 16), int(m[2]) * 1024 * 1024) for m in _REGION.findall(script.read_text())
+    }
+    assert regions["FLASH"][1] == board.flash_bytes
+    assert regions["RAM"][1] == board.ram_bytes
+    # The AN505 boots secure: code and data at the secure aliases (bit 28 set).
+    secure = board.cpu == "cortex-m33"
+    assert regions["FLASH"][0] == (0x10000000 if secure else 0x0)
+    assert regions["RAM"][0] == (0x38000000 if secure else 0x20000000)
+
+
+@pytest.mark.parametrize("board", list(BOARDS.values()), ids=lambda b: b.name)
+def test_runtime_sources_are_shipped(board: Board) -> None:
+    sources = runtime_sources(board)
+    assert all(path.is_file() and path.parent == runtime_dir() for path in sources)
+    assert {p.name for p in sources} >= {"tvmp_main.c", "tvmp_runtime.c"}
+    platform = "tvmp_platform_host.c" if board.is_host else "tvmp_platform_cortexm.c"
+    assert platform in {p.name for p in sources}
