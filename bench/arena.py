@@ -21,8 +21,6 @@ import tempfile
 from pathlib import Path
 
 import numpy as np
-import tvm
-from tvm import relax
 
 REPO = Path(__file__).resolve().parents[1]
 MODELS = REPO.parent / "shared" / "models" / "mlperf_tiny"
@@ -52,21 +50,9 @@ def tflm_arena(model: Path) -> tuple[int, int]:
 
 
 def relax_static_plan(model: Path) -> int:
-    from tvm_patch.frontend import load_model
-    from tvm_patch.passes.group_kernels import GroupKernels
-    from tvm_patch.passes.inline_kernels import InlineKernels
+    from tvm_patch.baselines import relax_static_plan_bytes
 
-    imported = load_model(model)
-    mod = tvm.transform.Sequential(
-        [
-            GroupKernels(), relax.transform.LegalizeOps(), relax.transform.AnnotateTIROpPattern(),
-            relax.transform.FoldConstant(), relax.transform.FuseTIR(), relax.transform.DeadCodeElimination(),
-            InlineKernels(), relax.transform.ToNonDataflow(), relax.transform.RemovePurityChecking(),
-            relax.transform.CallTIRRewrite(), relax.transform.StaticPlanBlockMemory(),
-        ]
-    )(imported.mod)
-    tokens = re.findall(r"R\.memory\.alloc_storage\(R\.shape\(\[(\d+)\]\)", mod["main"].script())
-    return sum(int(t) for t in tokens) + sum(s.nbytes for s in imported.inputs)
+    return relax_static_plan_bytes(model)
 
 
 def main() -> int:

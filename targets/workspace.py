@@ -13,7 +13,7 @@ import re
 
 WORKSPACE_GRANULE = 16  # TVMP_WORKSPACE_ALIGN in runtime/tvmp_runtime.h
 
-_FUNC = re.compile(r"^(?:TVM_DLL )?int32_t (__tvm_ffi_)?(\w+)\(void\* \w+, void\* args,", re.M)
+_FUNC = re.compile(r"^(?:TVM_DLL )?int32_t (__tvm_ffi_)?(\w+)\(void\* \w+, void\* args,", re.MULTILINE)
 _ALLOC = re.compile(r"TVMBackendAllocWorkspace\(\s*\d+,\s*[^,]+,\s*\(uint64_t\)\s*(\d+)")
 
 

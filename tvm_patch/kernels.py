@@ -8,12 +8,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import tvm
 
 from .errors import TvmPatchError
 from .lower import Program
-from typing import TYPE_CHECKING
+
 if TYPE_CHECKING:
     from .targets.boards import Board
 from .targets.workspace import kernel_workspaces

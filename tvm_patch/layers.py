@@ -19,6 +19,7 @@ from .passes.group_kernels import ANCHOR_OPS, op_name, tensor_bytes
 class Layer:
     index: int
     name: str  # the tensor it writes
+    inputs: tuple[str, ...]  # the activation tensors it reads (model inputs or earlier layers' names)
     op: str  # anchor op without the "relax." prefix, e.g. "nn.conv2d"
     input_shapes: tuple[tuple[int, ...], ...]  # activation inputs (weights excluded)
     output_shape: tuple[int, ...]
@@ -106,6 +107,7 @@ def layer_graph(grouped: tvm.IRModule) -> list[Layer]:
                 Layer(
                     index=len(layers),
                     name=b.var.name,
+                    inputs=tuple(a.name for a in v.args if isinstance(a, relax.Var)),
                     input_shapes=ins,
                     output_shape=_shape(b.var.ty),
                     dtype=str(b.var.ty.dtype),

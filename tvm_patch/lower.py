@@ -47,6 +47,7 @@ class Program:
     inputs: tuple[str, ...]
     outputs: tuple[str, ...]
     grouped: tvm.IRModule  # the Relax module after GroupKernels (for the layer graph)
+    lowered: tvm.IRModule  # after FuseTIR + InlineKernels: `main` calls the kernels
 
 
 def lower_to_program(mod: tvm.IRModule, stages: Sequence[Sequence[str]] = ()) -> Program:
@@ -125,6 +126,7 @@ def _read_program(mod: tvm.IRModule, grouped: tvm.IRModule) -> Program:
         inputs=tuple(p.name for p in main.params),
         outputs=outputs,
         grouped=grouped,
+        lowered=mod,
     )
 
 

@@ -10,7 +10,6 @@ import tvm
 from tvm import relax
 from tvm.script import ir as I
 from tvm.script import relax as R
-
 from tvm_patch.passes.group_kernels import GroupKernels, plan_groups
 
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import tvm
 from tvm import te
-
 from tvm_patch.passes.inline_kernels import InlineKernels
 from tvm_patch.targets.workspace import kernel_workspaces
 
