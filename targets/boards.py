@@ -9,6 +9,7 @@ of known length timed with SysTick under ``-icount shift=0`` gave exactly 40
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 
 from tvm_patch.errors import TvmPatchError
@@ -118,7 +119,11 @@ TARGET_BOARDS: dict[str, str] = {
 
 
 def board_for(name: str) -> Board:
-    """The board for a target name (``cortex-m4``) or a board name (``mps2-an386``)."""
+    """The board for a target name (``cortex-m4``), a board name (``mps2-an386``) or a TVM JSON
+    target (``{"kind": "llvm", "mtriple": "thumbv7em-none-eabi", "mcpu": "cortex-m7", ...}``:
+    the board of that CPU, with the given target used for the kernels)."""
+    if name.lstrip().startswith("{"):
+        return _board_for_json_target(name)
     key = TARGET_BOARDS.get(name, name)
     if key not in BOARDS:
         raise UnknownBoard(
@@ -126,3 +131,21 @@ def board_for(name: str) -> Board:
             f"boards: {', '.join(BOARDS)}"
         )
     return BOARDS[key]
+
+
+def _board_for_json_target(text: str) -> Board:
+    import json
+
+    try:
+        target = json.loads(text)
+    except json.JSONDecodeError as err:
+        raise UnknownBoard(f"--target {text!r} is not valid JSON ({err.msg} at column {err.colno})") from None
+    kind, cpu = target.get("kind"), target.get("mcpu")
+    if kind == "c" or (kind == "llvm" and not cpu and "thumb" not in str(target.get("mtriple", ""))):
+        return BOARDS["host"]
+    if kind == "llvm" and cpu in TARGET_BOARDS:
+        return dataclasses.replace(BOARDS[TARGET_BOARDS[cpu]], llvm_target=dict(target))
+    raise UnknownBoard(
+        f"--target {text}: no board for kind={kind!r} mcpu={cpu!r}; a JSON target needs kind 'c', "
+        f"host 'llvm', or 'llvm' with mcpu one of {', '.join(t for t in TARGET_BOARDS if t != 'host')}"
+    )

@@ -97,3 +97,21 @@ def test_runtime_sources_are_shipped(board: Board) -> None:
     assert {p.name for p in sources} >= {"tvmp_main.c", "tvmp_runtime.c"}
     platform = "tvmp_platform_host.c" if board.is_host else "tvmp_platform_cortexm.c"
     assert platform in {p.name for p in sources}
+
+
+def test_json_target_picks_the_board_of_its_cpu_and_keeps_the_target():
+    import json
+
+    target = {"kind": "llvm", "mtriple": "thumbv7em-none-eabi", "mcpu": "cortex-m7", "mfloat-abi": "hard"}
+    board = board_for(json.dumps(target))
+    assert board.name == "mps2-an500" and board.llvm_target == target
+    assert board_for('{"kind": "c"}').name == "host"
+
+
+def test_json_target_without_a_board_is_refused():
+    import pytest
+
+    from tvm_patch.errors import TvmPatchError
+
+    with pytest.raises(TvmPatchError, match="cortex-m55"):
+        board_for('{"kind": "llvm", "mtriple": "thumbv8.1m.main-none-eabi", "mcpu": "cortex-m55"}')
