@@ -178,8 +178,9 @@ def stage_windows(
     layout = stage_layout(layers, stage)
     last = members[-1]
     inside = {layer.name for layer in members}
+    in_stage = {layer.index for layer in members}
     for layer in layers:
-        if layer.index in set(stage):
+        if layer.index in in_stage:
             continue
         leaked = [n for n in layer.inputs if n in inside and n != last.name]
         if leaked:
