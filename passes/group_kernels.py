@@ -167,8 +167,9 @@ def _weight_args(value: relax.Expr) -> list[relax.Expr]:
     call_tir (FuseTIR accepts no tensor constants inside), and non-scalar ones elsewhere
     (scalars such as a quantize scale stay inline and legalize into immediates)."""
     out = []
+    is_call_tir = op_name(value) == "relax.call_tir"
     for a in getattr(value, "args", []):
-        if isinstance(a, relax.Tuple):
+        if isinstance(a, relax.Tuple) and is_call_tir:
             out.extend(f for f in a.fields if isinstance(f, tvm.ir.Constant))
         elif _is_weight(a):
             out.append(a)

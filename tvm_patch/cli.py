@@ -17,13 +17,17 @@ TARGETS = "host, cortex-m4, cortex-m7, cortex-m33, a board name (mps2-an386, ...
 def _compile(args: argparse.Namespace) -> int:
     from .compile import compile_model
     from .frontend import parse_input_shapes
-    from .options import CompileOptions
+    from .options import CompileOptions, parse_bytes, parse_grid
 
     options = CompileOptions(
         target=args.target,
         kernels=args.kernels,
+        schedule="patch" if args.pass_name == "patch" else "layer",
         input_shapes=parse_input_shapes(args.input_shapes),
         desired_layout=args.desired_layout,
+        sram_cap=parse_bytes(args.sram_cap) if args.sram_cap else None,
+        patches=parse_grid(args.patches),
+        split=None if args.split in (None, "auto") else _positive(args.split, "--split"),
     )
     result = compile_model(args.model, args.output, options)
     r = result.report
@@ -34,7 +38,22 @@ def _compile(args: argparse.Namespace) -> int:
         f"peak SRAM {r['peak_sram_bytes']:,} B (lower bound {r['lower_bound_bytes']:,} B), "
         f"flash {r['flash_bytes']:,} B, {r['macs']:,} MACs -> {result.out_dir}"
     )
+    for st in r.get("patch_stages", []):
+        print(
+            f"  patch stage: {len(st['layers'])} layers, {st['grid'][0]}x{st['grid'][1]} patches, "
+            f"+{st['extra_macs']:,} MACs ({100 * st['extra_fraction_of_model']:.1f}% of the model); per-layer build: "
+            f"{r['layer_peak_sram_bytes']:,} B ({r['layer_peak_sram_bytes_excl_input']:,} B without the input), "
+            f"patched {r['peak_sram_bytes']:,} B ({r['peak_sram_bytes_excl_input']:,} B without the input)"
+        )
+    if "patch_refused" in r:
+        print(f"  patch pass refused: {r['patch_refused']}")
     return 0
+
+
+def _positive(text: str, flag: str) -> int:
+    if not text.isdigit() or int(text) < 1:
+        raise TvmPatchError(f"{flag} {text!r}: use auto or a positive number")
+    return int(text)
 
 
 def _write_mlf(out_dir: Path) -> Path:
@@ -103,6 +122,11 @@ def build_parser() -> argparse.ArgumentParser:
                    help="project: OUT/project with a Makefile (always written); mlf: also OUT/model.tar")
     c.add_argument("--kernels", choices=["auto", "c", "llvm"], default="auto",
                    help="TVM codegen for the kernels (auto: llvm on Cortex-M, c on the host)")
+    c.add_argument("--pass", dest="pass_name", choices=["none", "patch"], default="none",
+                   help="patch: run the memory-heavy early layers patch by patch (MCUNetV2)")
+    c.add_argument("--sram-cap", help="SRAM budget for the whole arena, e.g. 64KiB (bytes, KiB, MiB)")
+    c.add_argument("--patches", default="auto", help="patch grid: auto, N or NxM")
+    c.add_argument("--split", default="auto", help="layers in the patch stage: auto or K")
     c.set_defaults(func=_compile)
 
     r = sub.add_parser("run", help="run a compiled OUT on the host or in QEMU")

@@ -1,7 +1,7 @@
 """The whole compile, one named step per line: import, analyse, lower, codegen, plan, emit, build.
 
-    model file -> load_model -> layer_graph -> lower_to_program -> build_kernels
-               -> plan_arena -> emit_model -> build_elf -> export_project -> report.json
+    model file -> load_model -> lower_to_program -> layer_graph -> [choose_plan -> build_patch_stage]
+               -> build_kernels -> plan_arena -> emit_model -> build_elf -> export_project -> report.json
 
 Everything is written into a temporary folder beside OUT and moved into place only when the
 build succeeded, so a failed compile leaves nothing half-written.
@@ -19,14 +19,17 @@ from .errors import ArenaTooLarge
 from .frontend import convert_layout, load_model
 from .kernels import build_kernels, resolve_kernel_backend
 from .layers import layer_graph
-from .liveness import program_buffers
+from .liveness import program_buffers, step_workspaces
 from .lower import lower_to_program
 from .options import CompileOptions
+from .patch_planner import NoPatchStage, choose_plan
+from .patch_stage import build_patch_stage
+from .report import compile_report
 from .targets.arena import plan_arena
 from .targets.boards import board_for
 from .targets.emit_c import emit_model
 from .targets.project import export_project
-from .targets.toolchain import build_elf, elf_sizes, require_tools, symbol_size
+from .targets.toolchain import build_elf, require_tools
 
 
 @dataclass(frozen=True)
@@ -42,47 +45,32 @@ def compile_model(model_path: str | Path, out_dir: str | Path, options: CompileO
     require_tools(board)
     imported = load_model(model_path, options.input_shapes)  # ONNX/TFLite -> Relax, constants folded
     mod = convert_layout(imported.mod, options.desired_layout)  # tvmc's --desired-layout
-    program = lower_to_program(mod)  # kernels at int8 boundaries, intermediates inlined
-    layers = layer_graph(program.grouped)  # per-layer shapes, MACs, activation bytes
+    per_layer = lower_to_program(mod)  # kernels at int8 boundaries, intermediates inlined
+    layers = layer_graph(per_layer.grouped)  # per-layer shapes, MACs, activation bytes
+    program, choice, refusal = per_layer, None, None
+    if options.schedule == "patch":
+        try:  # split, grid and tiles under the SRAM cap
+            choice = choose_plan(per_layer, layers, options.sram_cap, options.split, options.patches)
+            program = build_patch_stage(per_layer, layers, choice.plan)  # per-patch kernels + scratch
+        except NoPatchStage as why:
+            refusal = str(why)  # stays per-layer; the report says why
     backend = resolve_kernel_backend(options.kernels, board)
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
     try:
         src = staging / "src"
         kernels = build_kernels(program, board, backend, src)  # TVM codegen: C source or LLVM object
-        workspace = {i: kernels.workspace.get(c.kernel, 0) for i, c in enumerate(program.calls)}
+        workspace = step_workspaces(program, kernels.workspace)
         plan = plan_arena(program_buffers(program, workspace))  # one static arena, offsets planned
         plan.check_no_overlap()
-        if board.ram_bytes is not None and plan.size > board.ram_bytes:
-            raise ArenaTooLarge(
-                f"{imported.path.name}: the arena needs {plan.size:,} bytes but {board.name} has "
-                f"{board.ram_bytes:,} bytes of RAM; try --pass patch or a board with more RAM"
-            )
+        _check_fits(imported.path.name, plan.size, board, options.sram_cap)
         emitted = emit_model(program, plan, workspace, imported.name, src)  # call sequence + arena
         (staging / "arena_plan.txt").write_text(plan.print_plan() + "\n")
         model_sources = list(emitted.files) + kernels.sources
         elf = build_elf(board, model_sources, kernels.objects, staging / "model.elf", [src])
         export_project(board, model_sources, kernels.objects, staging / "project")  # headers come along
-        sizes = elf_sizes(elf)
-        report = {
-            "model": str(imported.path),
-            "name": imported.name,
-            "format": imported.format,
-            "target": options.target,
-            "board": board.name,
-            "kernels": backend,
-            "schedule": options.schedule,
-            "peak_sram_bytes": symbol_size(elf, "tvmp_arena"),
-            "planned_arena_bytes": plan.size,
-            "lower_bound_bytes": plan.lower_bound,
-            "arena_algorithm": plan.algorithm,
-            "flash_bytes": sizes["text"] + sizes["rodata"],
-            "elf_sizes": sizes,
-            "macs": sum(layer.macs for layer in layers),
-            "inputs": [_io(program.tensors[t], plan) for t in program.inputs],
-            "outputs": [_io(program.tensors[t], plan) for t in program.outputs],
-            "layers": [layer.as_dict() for layer in layers],
-        }
+        report = compile_report(imported, options, board, backend, program, per_layer, layers, plan, elf,
+                                choice, refusal, kernels.workspace)
         (staging / "report.json").write_text(json.dumps(report, indent=2) + "\n")
         if out_dir.exists():
             shutil.rmtree(out_dir)
@@ -93,11 +81,11 @@ def compile_model(model_path: str | Path, out_dir: str | Path, options: CompileO
     return CompileResult(out_dir, out_dir / "model.elf", report)
 
 
-def _io(tensor, plan) -> dict:
-    return {
-        "name": tensor.name,
-        "shape": list(tensor.shape),
-        "dtype": tensor.dtype,
-        "bytes": tensor.nbytes,
-        "arena_offset": plan.offset(tensor.name),
-    }
+def _check_fits(model: str, arena: int, board, sram_cap: int | None) -> None:
+    if board.ram_bytes is not None and arena > board.ram_bytes:
+        raise ArenaTooLarge(
+            f"{model}: the arena needs {arena:,} bytes but {board.name} has {board.ram_bytes:,} bytes "
+            "of RAM; try --pass patch or a board with more RAM"
+        )
+    if sram_cap is not None and arena > sram_cap:
+        raise ArenaTooLarge(f"{model}: the arena needs {arena:,} bytes, over --sram-cap {sram_cap:,} bytes; try --pass patch")

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import tvm
@@ -24,8 +25,9 @@ class Tensor:
     name: str
     shape: tuple[int, ...]
     dtype: str
-    kind: str  # "input" | "activation" | "weight"
+    kind: str  # "input" | "activation" | "weight" | "scratch" (a patch window)
     data: np.ndarray | None = None  # weights only
+    storage: str | None = None  # scratch only: the arena buffer this window view lives in
 
     @property
     def nbytes(self) -> int:
@@ -48,6 +50,7 @@ class Program:
     outputs: tuple[str, ...]
     grouped: tvm.IRModule  # the Relax module after GroupKernels (for the layer graph)
     lowered: tvm.IRModule  # after FuseTIR + InlineKernels: `main` calls the kernels
+    stage: Any = None  # a patch_stage.PatchStage when the first call is a patch stage
 
 
 def lower_to_program(mod: tvm.IRModule, stages: Sequence[Sequence[str]] = ()) -> Program:

@@ -28,4 +28,17 @@ class CompileOptions:
     input_shapes: dict[str, tuple[int, ...]] = field(default_factory=dict)
     desired_layout: str | None = None  # "NHWC" | "NCHW" | None (keep the model's)
     sram_cap: int | None = None  # bytes
+    patches: tuple[int, int] | None = None  # grid nh x nw; None: the planner chooses
+    split: int | None = None  # layers in the patch stage; None: the planner chooses
     opt_level: str = "-O2"
+
+
+def parse_grid(text: str | None) -> tuple[int, int] | None:
+    """`auto` -> None, `4` -> (4, 4), `3x2` -> (3, 2)."""
+    if text is None or text == "auto":
+        return None
+    m = re.fullmatch(r"\s*(\d+)\s*(?:[xX]\s*(\d+))?\s*", text)
+    if not m or int(m.group(1)) < 1 or (m.group(2) and int(m.group(2)) < 1):
+        raise TvmPatchError(f"--patches {text!r}: use auto, N or NxM (e.g. 4 or 3x2)")
+    n = int(m.group(1))
+    return n, int(m.group(2) or n)

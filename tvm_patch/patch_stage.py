@@ -1,0 +1,283 @@
+"""Lower a patch stage: the first K layers run patch by patch, each patch recomputing its halo.
+
+For every patch of the grid (over the stage's last output) and every layer of the stage,
+the layer's own Relax group function is re-instantiated for that patch: its activation
+inputs are the buffers the patch has (the full stage input, or an earlier layer's
+per-patch scratch window), sliced to the window it needs (`strided_slice`, inlined into the
+kernel), and its conv/pool padding becomes the part of the original padding that falls on
+this patch (border patches pad exactly like the whole layer; interior ones not at all).
+Patches with the same shapes and paddings share a kernel. Weights stay shared.
+
+The result replaces the stage's K kernel calls of the per-layer program by one stage call:
+per patch, K kernel calls on scratch buffers, then a copy of the last window into the
+stage output. Scratch buffer l is sized to layer l's largest window and reused by every
+patch, so the full early feature maps never exist.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+import tvm
+from tvm import relax
+
+from .layers import Layer
+from .lower import KernelCall, Program, Tensor, lower_to_program
+from .passes.group_kernels import ANCHOR_OPS, op_name
+from .patch_analysis import Window, input_windows, spatial_axes, stage_layout, stage_windows
+
+
+@dataclass(frozen=True)
+class PatchPlan:
+    """The stage (layer indices 0..K-1) and the tiles of its last output, per axis."""
+
+    stage: tuple[int, ...]
+    tiles_h: tuple[tuple[int, int], ...]
+    tiles_w: tuple[tuple[int, int], ...]
+
+    @property
+    def grid(self) -> tuple[int, int]:
+        return len(self.tiles_h), len(self.tiles_w)
+
+
+@dataclass(frozen=True)
+class PatchCopy:
+    """Copy scratch view `src` into full tensor `dst` at spatial origin (y0, x0)."""
+
+    src: str
+    dst: str
+    y0: int
+    x0: int
+
+
+@dataclass(frozen=True)
+class PatchStage:
+    plan: PatchPlan
+    layout: str
+    input_names: tuple[str, ...]  # full tensors the stage reads (model input, ...)
+    output: str  # the full tensor the stage writes
+    scratch: dict[str, int]  # storage name -> bytes (largest window of that layer)
+    scratch_layer: dict[str, int]  # storage name -> position of its layer in the stage
+    patches: tuple[tuple[KernelCall, ...], ...]  # per patch: the K kernel calls
+    copies: tuple[PatchCopy, ...]  # per patch: last window -> stage output
+    windows: tuple[dict[int, tuple[Window, Window]], ...]  # per patch: layer -> (in, out)
+
+
+STAGE_KERNEL = "__patch_stage__"
+
+
+def _shape_with_window(shape: tuple[int, ...], axes: tuple[int, int], win: Window) -> tuple[int, ...]:
+    out = list(shape)
+    out[axes[0]], out[axes[1]] = win.height, win.width
+    return tuple(out)
+
+
+def _anchor(func: relax.Function) -> relax.Call | None:
+    calls = [b.value for blk in func.body.blocks for b in blk.bindings if isinstance(b.value, relax.Call)]
+    anchors = [c for c in calls if op_name(c) in ANCHOR_OPS]
+    return anchors[0] if anchors else None
+
+
+def _anchor_param(func: relax.Function, anchor: relax.Call | None) -> relax.Var | None:
+    """The group parameter the anchor's data input comes from (through elementwise ops)."""
+    if anchor is None:
+        return None
+    defs = {b.var: b.value for blk in func.body.blocks for b in blk.bindings}
+    x = anchor.args[0]
+    while x in defs:
+        x = defs[x].args[0]
+    return x if x in list(func.params) else None
+
+
+def _rebuild_anchor(call: relax.Call, args: list, pad: tuple[int, int, int, int]) -> relax.Expr:
+    a = call.attrs
+    name = op_name(call)
+    data = args[0]
+    if name == "relax.nn.conv2d":
+        return relax.op.nn.conv2d(
+            data, args[1], strides=a.strides, padding=pad, dilation=a.dilation, groups=a.groups,
+            data_layout=a.data_layout, kernel_layout=a.kernel_layout, out_layout=a.out_layout,
+            out_dtype=a.out_dtype if str(a.out_dtype) else None,
+        )
+    pool = relax.op.nn.max_pool2d if name == "relax.nn.max_pool2d" else relax.op.nn.avg_pool2d
+    return pool(
+        data, pool_size=a.pool_size, strides=a.strides, padding=pad, dilation=a.dilation,
+        ceil_mode=bool(a.ceil_mode), count_include_pad=bool(a.count_include_pad),
+        layout=a.layout, out_layout=a.out_layout,
+    )
+
+
+def _patch_padding(layer: Layer, out: Window, in_hw: tuple[int, int]) -> tuple[int, int, int, int]:
+    """The part of the layer's padding that falls on this output window (top, left, bottom, right)."""
+    (kh, kw), (sh, sw) = layer.kernel, layer.strides
+    dh, dw = layer.dilation or (1, 1)
+    pt, pl = layer.padding[0], layer.padding[1]
+    top = max(0, pt - out.y0 * sh)
+    left = max(0, pl - out.x0 * sw)
+    bottom = max(0, (out.y1 - 1) * sh - pt + (kh - 1) * dh + 1 - in_hw[0])
+    right = max(0, (out.x1 - 1) * sw - pl + (kw - 1) * dw + 1 - in_hw[1])
+    return top, left, bottom, right
+
+
+def _variant(
+    func: relax.Function,
+    layer: Layer,
+    param_shapes: list[tuple[int, ...]],
+    slices: dict[int, Window | None],
+    out: Window,
+    in_hw: tuple[int, int],
+    axes: tuple[int, int],
+) -> tvm.IRModule:
+    """`func` re-instantiated for one patch: params of the given shapes, sliced, re-padded."""
+    anchor = _anchor(func)
+    params = [
+        relax.Var(p.name, relax.TensorType(shape, str(p.ty.dtype)))
+        for p, shape in zip(func.params, param_shapes)
+    ]
+    bb = relax.BlockBuilder()
+    with bb.function("main", params):
+        with bb.dataflow():
+            vmap: dict[relax.Expr, relax.Expr] = {}
+            for j, (old, new) in enumerate(zip(func.params, params)):
+                win = slices.get(j)
+                if win is None:
+                    vmap[old] = new
+                    continue
+                vmap[old] = bb.emit(
+                    relax.op.strided_slice(new, axes=list(axes), begin=[win.y0, win.x0], end=[win.y1, win.x1])
+                )
+            last = None
+            for blk in func.body.blocks:
+                for b in blk.bindings:
+                    v = b.value
+                    args = [vmap.get(a, a) for a in v.args] if isinstance(v, relax.Call) else None
+                    if v.same_as(anchor):
+                        new = _rebuild_anchor(v, args, _patch_padding(layer, out, in_hw))
+                    elif isinstance(v, relax.Call):
+                        new = relax.Call(v.op, args, v.attrs, v.ty_args)
+                    else:
+                        new = vmap.get(v, v)
+                    last = vmap[b.var] = bb.emit(new, name_hint=b.var.name)
+            ret = bb.emit_output(vmap.get(func.body.body, last))
+        bb.emit_func_output(ret)
+    return bb.get()
+
+
+def build_patch_stage(program: Program, layers: list[Layer], plan: PatchPlan, dry_run: bool = False) -> Program:
+    """Replace the per-layer program's first K calls by a patch stage (see module docstring).
+
+    With `dry_run` no kernel is lowered (the planner only needs the buffers and their sizes)."""
+    grouped = program.grouped
+    stage = list(plan.stage)
+    members = [layers[i] for i in stage]
+    layout = stage_layout(layers, stage)
+    main_calls = [
+        b.value for blk in grouped["main"].body.blocks for b in blk.bindings
+        if isinstance(b.value, relax.Call) and isinstance(b.value.op, tvm.ir.GlobalVar)
+    ]
+    by_name = {layer.name: layer for layer in layers}
+    tensors = dict(program.tensors)
+    names_in_stage = {layer.name for layer in members}
+    call_of = {i: program.calls[i] for i in stage}
+    full_of = {layer.name: call_of[layer.index].outputs[0] for layer in members}
+    variants: dict[tuple, str] = {}
+    kernels = {gv: f for gv, f in program.kernels.functions.items()}
+    patches, copies, all_windows = [], [], []
+    scratch: dict[str, int] = {}
+    stage_inputs: set[str] = set()
+
+    funcs = {layer.index: grouped[main_calls[layer.index].op] for layer in members}
+    param_info = {  # per layer: (is_weight, declared shape) of each group parameter
+        i: [(program.tensors[call_of[i].inputs[j]].kind == "weight", tuple(int(d) for d in p.ty.shape.values))
+            for j, p in enumerate(f.params)]
+        for i, f in funcs.items()
+    }
+    for ty in plan.tiles_h:
+        for tx in plan.tiles_w:
+            out = Window(ty[0], ty[1], tx[0], tx[1])
+            wins = stage_windows(layers, stage, out)
+            all_windows.append(wins)
+            steps = []
+            for layer in members:
+                _, lout = wins[layer.index]
+                func = funcs[layer.index]
+                needed = input_windows(layer, lout, layout)
+                pcall = call_of[layer.index]
+                shapes, slices, args = [], {}, []
+                act = 0
+                for j, (is_weight, declared) in enumerate(param_info[layer.index]):
+                    full = pcall.inputs[j]
+                    if is_weight:
+                        shapes.append(declared)
+                        args.append(full)
+                        continue
+                    src_name = layer.inputs[act]
+                    need = needed[act]
+                    act += 1
+                    if src_name in names_in_stage:
+                        src_win = wins[by_name[src_name].index][1]
+                        storage = f"scratch{stage.index(by_name[src_name].index)}"
+                        view = f"{storage}_{src_win.y0}_{src_win.y1}_{src_win.x0}_{src_win.x1}"
+                        shape = _shape_with_window(program.tensors[full_of[src_name]].shape, spatial_axes(by_name[src_name], layout), src_win)
+                        args.append(view)
+                    else:
+                        src_win = Window(0, program.tensors[full].shape[spatial_axes(layer, layout)[0]],
+                                         0, program.tensors[full].shape[spatial_axes(layer, layout)[1]])
+                        shape = program.tensors[full].shape
+                        args.append(full)
+                        stage_inputs.add(full)
+                    local = Window(need.y0 - src_win.y0, need.y1 - src_win.y0, need.x0 - src_win.x0, need.x1 - src_win.x0)
+                    shapes.append(shape)
+                    slices[j] = None if (local.height, local.width) == (src_win.height, src_win.width) else local
+                axes = spatial_axes(layer, layout)
+                in_full = program.tensors[pcall.inputs[0]].shape
+                in_hw = (in_full[axes[0]], in_full[axes[1]])
+                pad = _patch_padding(layer, lout, in_hw) if layer.op != "add" else (0, 0, 0, 0)
+                key = (layer.index, tuple(shapes), tuple(sorted((k, v) for k, v in slices.items() if v)), pad, (lout.height, lout.width))
+                param_names = [p.name for p in func.params]
+                if key not in variants and dry_run:
+                    variants[key] = (f"dry_l{layer.index}_{len(variants)}", tuple(param_names))
+                if key not in variants:
+                    sub = lower_to_program(_variant(func, layer, shapes, slices, lout, in_hw, axes))
+                    ((_, prim),) = sub.kernels.functions.items()
+                    name = f"patch_l{layer.index}_v{len([k for k in variants if k[0] == layer.index])}"
+                    kernels[tvm.ir.GlobalVar(name)] = prim.with_attr("global_symbol", name)
+                    variants[key] = (name, sub.calls[0].inputs)  # the kernel's own argument order
+                kernel, order = variants[key]
+                by_param = dict(zip(param_names, args))
+                args = [by_param[n] for n in order]
+                storage = f"scratch{stage.index(layer.index)}"
+                out_shape = _shape_with_window(program.tensors[full_of[layer.name]].shape, axes, lout)
+                view = f"{storage}_{lout.y0}_{lout.y1}_{lout.x0}_{lout.x1}"
+                dtype = program.tensors[full_of[layer.name]].dtype
+                tensors[view] = Tensor(view, out_shape, dtype, "scratch", storage=storage)
+                scratch[storage] = max(scratch.get(storage, 0), tensors[view].nbytes)
+                steps.append(KernelCall(kernel, tuple(args), (view,)))
+            patches.append(tuple(steps))
+            copies.append(PatchCopy(steps[-1].outputs[0], full_of[members[-1].name], out.y0, out.x0))
+
+    for t in [call_of[i].outputs[0] for i in stage[:-1]]:
+        tensors.pop(t, None)  # the full early feature maps never exist
+    stage_output = full_of[members[-1].name]
+    weights = sorted({a for p in patches for c in p for a in c.inputs if program.tensors.get(a) and program.tensors[a].kind == "weight"})
+    stage_call = KernelCall(STAGE_KERNEL, tuple(sorted(stage_inputs)) + tuple(weights), (stage_output,))
+    used = {c.kernel for c in program.calls[len(stage):]} | {k for k, _ in variants.values()}
+    kept = {gv: f for gv, f in kernels.items() if gv.name_hint in used}
+    ps = PatchStage(
+        plan=plan,
+        layout=layout,
+        input_names=tuple(sorted(stage_inputs)),
+        output=stage_output,
+        scratch=scratch,
+        scratch_layer={f"scratch{k}": k for k in range(len(stage))},
+        patches=tuple(patches),
+        copies=tuple(copies),
+        windows=tuple(all_windows),
+    )
+    return replace(
+        program,
+        kernels=tvm.IRModule(kept),
+        calls=(stage_call, *program.calls[len(stage):]),
+        tensors=tensors,
+        stage=ps,
+    )
