@@ -209,10 +209,10 @@ class GroupKernels:
                     members = [bindings[i] for i in g.members]
                     if len(members) == 1 and not isinstance(members[0].value, relax.Call):
                         b = members[0]
-                        vmap[b.var] = bb.emit(_subst(b.value, vmap), name_hint=b.var.name)
+                        vmap[b.var] = bb.emit(substitute(b.value, vmap), name_hint=b.var.name)
                         continue
                     self._emit_group(bb, n, members, vmap, outputs, bindings)
-                out = bb.emit_output(_subst(body.body, vmap))
+                out = bb.emit_output(substitute(body.body, vmap))
             bb.emit_func_output(out)
         return bb.get()
 
@@ -237,12 +237,12 @@ class GroupKernels:
         with ibb.function(name, params, attrs={"Primitive": 1}):
             with ibb.dataflow():
                 for b in members:
-                    inner_map[b.var] = ibb.emit(_subst(b.value, inner_map), name_hint=b.var.name)
+                    inner_map[b.var] = ibb.emit(substitute(b.value, inner_map), name_hint=b.var.name)
                 rets = [inner_map[v] for v in results]
                 ret = ibb.emit_output(rets[0] if len(rets) == 1 else relax.Tuple(rets))
             ibb.emit_func_output(ret)
         gv = bb.add_func(ibb.get()[name], name)
-        res = bb.emit(relax.Call(gv, [_subst(a, vmap) for a in ext]), name_hint=results[-1].name)
+        res = bb.emit(relax.Call(gv, [substitute(a, vmap) for a in ext]), name_hint=results[-1].name)
         if len(results) == 1:
             vmap[results[0]] = res
         else:
@@ -258,7 +258,7 @@ def _collect_vars(expr: relax.Expr) -> list[relax.Var]:
     return []
 
 
-def _subst(expr: relax.Expr, vmap: dict) -> relax.Expr:
+def substitute(expr: relax.Expr, vmap: dict) -> relax.Expr:
     """Replace vars (and weight constants) by their mapped expressions, one level deep."""
 
     def one(e):

@@ -25,11 +25,11 @@ def compiled(tmp_path_factory):
 
     cache: dict = {}
 
-    def get(model: Path, target: str = "cortex-m4", kernels: str = "auto"):
-        key = (str(model), target, kernels)
+    def get(model: Path, target: str = "cortex-m4", kernels: str = "auto", **options):
+        key = (str(model), target, kernels, tuple(sorted(options.items())))
         if key not in cache:
             out = tmp_path_factory.mktemp(Path(model).stem) / f"{target}-{kernels}"
-            cache[key] = compile_model(model, out, CompileOptions(target=target, kernels=kernels))
+            cache[key] = compile_model(model, out, CompileOptions(target=target, kernels=kernels, **options))
         return cache[key]
 
     return get

@@ -50,7 +50,8 @@ def compile_model(model_path: str | Path, out_dir: str | Path, options: CompileO
     program, choice, refusal = per_layer, None, None
     if options.schedule == "patch":
         try:  # split, grid and tiles under the SRAM cap
-            choice = choose_plan(per_layer, layers, options.sram_cap, options.split, options.patches)
+            choice = choose_plan(per_layer, layers, options.sram_cap, options.split, options.patches,
+                                 exclude_input=options.exclude_input)
             program = build_patch_stage(per_layer, layers, choice.plan)  # per-patch kernels + scratch
         except NoPatchStage as why:
             refusal = str(why)  # stays per-layer; the report says why
@@ -63,7 +64,7 @@ def compile_model(model_path: str | Path, out_dir: str | Path, options: CompileO
         workspace = step_workspaces(program, kernels.workspace)
         plan = plan_arena(program_buffers(program, workspace))  # one static arena, offsets planned
         plan.check_no_overlap()
-        _check_fits(imported.path.name, plan.size, board, options.sram_cap)
+        _check_fits(imported.path.name, plan.size, board, None if options.exclude_input else options.sram_cap)
         emitted = emit_model(program, plan, workspace, imported.name, src)  # call sequence + arena
         (staging / "arena_plan.txt").write_text(plan.print_plan() + "\n")
         model_sources = list(emitted.files) + kernels.sources

@@ -72,7 +72,7 @@ def load_model(
     else:
         mod = _import_onnx(path, data, input_shapes or {})
         fmt = "onnx"
-    mod = relax.transform.FoldConstant()(mod)
+    mod = relax.transform.FoldConstant()(_te_minmax_to_ops(mod))
     main = mod["main"]
     inputs = tuple(_spec(p.name, p.ty, path) for p in main.params)
     out_ty = main.ret_ty
@@ -202,3 +202,44 @@ def convert_layout(mod: tvm.IRModule, layout: str | None) -> tvm.IRModule:
     desired = {"relax.nn.conv2d": [layout, _KERNEL_LAYOUT[layout]]}
     mod = relax.transform.ConvertLayout(desired)(mod)
     return relax.transform.FoldConstant()(mod)
+
+
+_TE_MINMAX = re.compile(r"^(maximum|minimum)\d*$")
+
+
+def _te_minmax_to_ops(mod: tvm.IRModule) -> tvm.IRModule:
+    """ONNX Clip imports as call_tir to TE `maximum`/`minimum` PrimFuncs fixed to one shape;
+    turn them back into R.maximum / R.minimum so later passes may re-shape them (patches)."""
+    func = mod["main"]
+    blocks = func.body.blocks
+    hits = [
+        b for blk in blocks for b in blk.bindings
+        if isinstance(b.value, relax.Call) and getattr(b.value.op, "name", "") == "relax.call_tir"
+        and _TE_MINMAX.match(b.value.args[0].name_hint) and len(b.value.args[1].fields) == 2
+    ]
+    if not hits or len(blocks) != 1:
+        return mod
+    bb = relax.BlockBuilder(tvm.IRModule({gv: f for gv, f in mod.functions.items() if gv.name_hint != "main"}))
+    vmap: dict = {}
+
+    def sub(e):
+        if isinstance(e, relax.Tuple):
+            return relax.Tuple([sub(f) for f in e.fields])
+        return vmap.get(e, e)
+
+    with bb.function("main", list(func.params), attrs=dict(func.attrs) if func.attrs else None):
+        with bb.dataflow():
+            for b in blocks[0].bindings:
+                v = b.value
+                if any(b.same_as(h) for h in hits):
+                    x, bound = (sub(f) for f in v.args[1].fields)
+                    op = relax.op.maximum if v.args[0].name_hint.startswith("max") else relax.op.minimum
+                    new = op(x, bound)
+                elif isinstance(v, relax.Call):
+                    new = relax.Call(v.op, [sub(a) for a in v.args], v.attrs, v.ty_args)
+                else:
+                    new = sub(v)
+                vmap[b.var] = bb.emit(new, name_hint=b.var.name)
+            out = bb.emit_output(sub(func.body.body))
+        bb.emit_func_output(out)
+    return relax.transform.DeadCodeElimination()(bb.get())

@@ -30,6 +30,7 @@ class CompileOptions:
     sram_cap: int | None = None  # bytes
     patches: tuple[int, int] | None = None  # grid nh x nw; None: the planner chooses
     split: int | None = None  # layers in the patch stage; None: the planner chooses
+    exclude_input: bool = False  # plan the patch stage (and the cap) without the model input
     opt_level: str = "-O2"
 
 

@@ -20,6 +20,7 @@ If nothing fits, SramCapExceeded names the best plan, its bytes and the layer th
 from __future__ import annotations
 
 from dataclasses import dataclass
+from itertools import pairwise
 
 from .errors import TvmPatchError
 from .layers import Layer
@@ -104,7 +105,7 @@ def _rf_aware(layers: list[Layer], k: int, size: int, n: int, axis: int) -> tupl
         return extent[(a, b)]
 
     def worst(bs: list[int]) -> int:
-        return max(first_extent(a, b) for a, b in zip(bs, bs[1:]))
+        return max(first_extent(a, b) for a, b in pairwise(bs))
 
     for i in range(1, n):
         best = (worst(bounds), bounds[i])
@@ -114,16 +115,20 @@ def _rf_aware(layers: list[Layer], k: int, size: int, n: int, axis: int) -> tupl
                 trial = bounds[:i] + [cand] + bounds[i + 1 :]
                 best = min(best, (worst(trial), cand))
         bounds[i] = best[1]
-    return tuple(zip(bounds, bounds[1:]))
+    return tuple(pairwise(bounds))
 
 
-def predicted_peak(program: Program, layers: list[Layer], plan: PatchPlan, exact: bool = True) -> tuple[int, str]:
+def predicted_peak(
+    program: Program, layers: list[Layer], plan: PatchPlan, exact: bool = True, exclude_input: bool = False
+) -> tuple[int, str]:
     """(arena bytes, where the most bytes are live) for the program with this patch stage.
 
     exact=False gives the liveness lower bound instead (cheap; the search ranks by it and
     lays out the arena only for the plans it then checks)."""
     dry = build_patch_stage(program, layers, plan, dry_run=True)
     buffers = program_buffers(dry, {})
+    if exclude_input:
+        buffers = [b for b in buffers if b.name not in dry.inputs]
     steps = program_steps(dry)
     live = [sum(b.size for b in buffers if b.first <= i <= b.last) for i in range(len(steps))]
     busiest = max(range(len(steps)), key=live.__getitem__)
@@ -140,7 +145,10 @@ def choose_plan(
     split: int | None = None,
     grid: tuple[int, int] | None = None,
     max_extra_fraction: float = 0.15,
+    exclude_input: bool = False,
 ) -> PlanChoice:
+    """See the module docstring. `exclude_input` plans for the arena without the model input
+    (MCUNetV2's convention: the image can stream in); the cap then applies to that figure."""
     total_macs = max(sum(layer.macs for layer in layers), 1)
     if split is not None:
         reason = stage_refusal(layers, split)
@@ -165,7 +173,7 @@ def choose_plan(
                 raise TvmPatchError(f"--patches {nh}x{nw}: the stage output is only {h}x{w} pixels")
             plan = PatchPlan(tuple(range(k)), _rf_aware(layers, k, h, nh, 0), _rf_aware(layers, k, w, nw, 1))
             cost = patch_macs(layers, plan.stage, tiles_h=list(plan.tiles_h), tiles_w=list(plan.tiles_w))
-            bound, where = predicted_peak(program, layers, plan, exact=False)
+            bound, where = predicted_peak(program, layers, plan, exact=False, exclude_input=exclude_input)
             limiting[plan] = where
             candidates.append(PlanChoice(plan, bound, cost.extra_macs, cost.extra_macs / total_macs, 0))
     n = len(candidates)
@@ -175,7 +183,7 @@ def choose_plan(
         cheap = [c for c in candidates if c.extra_fraction <= max_extra_fraction] or candidates
         order = sorted(cheap, key=lambda c: (c.predicted_bytes, c.extra_macs))
     for c in order:  # the bound ranked them; lay out the arena to confirm
-        exact, _ = predicted_peak(program, layers, c.plan)
+        exact, _ = predicted_peak(program, layers, c.plan, exclude_input=exclude_input)
         if sram_cap is None or exact <= sram_cap:
             best = PlanChoice(c.plan, exact, c.extra_macs, c.extra_fraction, n)
             break

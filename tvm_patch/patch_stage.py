@@ -23,8 +23,15 @@ from tvm import relax
 
 from .layers import Layer
 from .lower import KernelCall, Program, Tensor, lower_to_program
-from .passes.group_kernels import ANCHOR_OPS, op_name
-from .patch_analysis import Window, input_windows, spatial_axes, stage_layout, stage_windows
+from .passes.group_kernels import ANCHOR_OPS, op_name, substitute
+from .patch_analysis import (
+    UnsupportedStageLayer,
+    Window,
+    input_windows,
+    spatial_axes,
+    stage_layout,
+    stage_windows,
+)
 
 
 @dataclass(frozen=True)
@@ -119,48 +126,101 @@ def _patch_padding(layer: Layer, out: Window, in_hw: tuple[int, int]) -> tuple[i
     return top, left, bottom, right
 
 
+def _feeds_anchor(func: relax.Function, anchor: relax.Call | None) -> set:
+    """The bindings on the anchor's data input path (they read the input window; the rest of
+    the group, after the anchor, reads at the output window)."""
+    if anchor is None:
+        return set()
+    defs = {b.var: b.value for blk in func.body.blocks for b in blk.bindings}
+    path, x = set(), anchor.args[0]
+    while x in defs:
+        path.add(x)
+        x = defs[x].args[0]
+    return path
+
+
 def _variant(
     func: relax.Function,
     layer: Layer,
     param_shapes: list[tuple[int, ...]],
-    slices: dict[int, Window | None],
+    in_slices: dict[int, Window | None],
+    out_slices: dict[int, Window | None],
     out: Window,
     in_hw: tuple[int, int],
     axes: tuple[int, int],
+    prims: tvm.IRModule,
 ) -> tvm.IRModule:
-    """`func` re-instantiated for one patch: params of the given shapes, sliced, re-padded."""
+    """`func` re-instantiated for one patch: params of the given shapes, sliced, re-padded.
+
+    An activation parameter is sliced to `in_slices[j]` where the anchor's input path reads it
+    and to `out_slices[j]` where ops after the anchor read it (a residual add); None means
+    the whole buffer. `prims` holds the PrimFuncs the group may call."""
     anchor = _anchor(func)
-    params = [
-        relax.Var(p.name, relax.TensorType(shape, str(p.ty.dtype)))
-        for p, shape in zip(func.params, param_shapes)
-    ]
-    bb = relax.BlockBuilder()
+    pre = _feeds_anchor(func, anchor)
+    params = [relax.Var(p.name, relax.TensorType(shape, str(p.ty.dtype))) for p, shape in zip(func.params, param_shapes)]
+    bb = relax.BlockBuilder(prims)
     with bb.function("main", params):
         with bb.dataflow():
-            vmap: dict[relax.Expr, relax.Expr] = {}
-            for j, (old, new) in enumerate(zip(func.params, params)):
-                win = slices.get(j)
+            views: dict[tuple[int, str], relax.Expr] = {}
+
+            def view(j: int, role: str) -> relax.Expr:
+                win = (in_slices if role == "in" else out_slices).get(j)
                 if win is None:
-                    vmap[old] = new
-                    continue
-                vmap[old] = bb.emit(
-                    relax.op.strided_slice(new, axes=list(axes), begin=[win.y0, win.x0], end=[win.y1, win.x1])
-                )
+                    return params[j]
+                if (j, role) not in views:
+                    views[(j, role)] = bb.emit(relax.op.strided_slice(
+                        params[j], axes=list(axes), begin=[win.y0, win.x0], end=[win.y1, win.x1]))
+                return views[(j, role)]
+
+            index = {p: j for j, p in enumerate(func.params)}
+            vmap: dict[relax.Expr, relax.Expr] = {}
             last = None
             for blk in func.body.blocks:
                 for b in blk.bindings:
                     v = b.value
-                    args = [vmap.get(a, a) for a in v.args] if isinstance(v, relax.Call) else None
+                    role = "in" if (b.var in pre or v.same_as(anchor)) else "out"
+                    local = dict(vmap)
+                    for a in _args_of(v):
+                        if a in index:
+                            local[a] = view(index[a], role)
                     if v.same_as(anchor):
+                        args = [local.get(a, a) for a in v.args]
                         new = _rebuild_anchor(v, args, _patch_padding(layer, out, in_hw))
-                    elif isinstance(v, relax.Call):
-                        new = relax.Call(v.op, args, v.attrs, v.ty_args)
                     else:
-                        new = vmap.get(v, v)
+                        new = substitute(v, local)
                     last = vmap[b.var] = bb.emit(new, name_hint=b.var.name)
             ret = bb.emit_output(vmap.get(func.body.body, last))
         bb.emit_func_output(ret)
     return bb.get()
+
+
+def _params_read_after_anchor(func: relax.Function) -> set[int]:
+    """Indices of the parameters that ops after the anchor read (residual inputs)."""
+    anchor = _anchor(func)
+    pre = _feeds_anchor(func, anchor)
+    index = {p: j for j, p in enumerate(func.params)}
+    found = set()
+    for blk in func.body.blocks:
+        for b in blk.bindings:
+            if b.var in pre or b.value.same_as(anchor):
+                continue
+            found.update(index[a] for a in _args_of(b.value) if a in index)
+    return found
+
+
+def _args_of(v: relax.Expr) -> list:
+    out = []
+    for a in getattr(v, "args", []):
+        out.extend(a.fields if isinstance(a, relax.Tuple) else [a])
+    return out
+
+
+def _local(need: Window, buf: Window) -> Window | None:
+    """`need` in the coordinates of a buffer holding window `buf`; None if it is all of it."""
+    if need.y0 < buf.y0 or need.y1 > buf.y1 or need.x0 < buf.x0 or need.x1 > buf.x1:
+        raise UnsupportedStageLayer(f"window {need} is not inside the computed window {buf}")
+    local = Window(need.y0 - buf.y0, need.y1 - buf.y0, need.x0 - buf.x0, need.x1 - buf.x0)
+    return None if (local.height, local.width) == (buf.height, buf.width) else local
 
 
 def build_patch_stage(program: Program, layers: list[Layer], plan: PatchPlan, dry_run: bool = False) -> Program:
@@ -187,11 +247,13 @@ def build_patch_stage(program: Program, layers: list[Layer], plan: PatchPlan, dr
     stage_inputs: set[str] = set()
 
     funcs = {layer.index: grouped[main_calls[layer.index].op] for layer in members}
+    prims = tvm.IRModule({gv: f for gv, f in grouped.functions.items() if isinstance(f, tvm.tirx.PrimFunc)})
     param_info = {  # per layer: (is_weight, declared shape) of each group parameter
         i: [(program.tensors[call_of[i].inputs[j]].kind == "weight", tuple(int(d) for d in p.ty.shape.values))
             for j, p in enumerate(f.params)]
         for i, f in funcs.items()
     }
+    read_after_anchor = {i: _params_read_after_anchor(f) for i, f in funcs.items()}
     for ty in plan.tiles_h:
         for tx in plan.tiles_w:
             out = Window(ty[0], ty[1], tx[0], tx[1])
@@ -203,7 +265,7 @@ def build_patch_stage(program: Program, layers: list[Layer], plan: PatchPlan, dr
                 func = funcs[layer.index]
                 needed = input_windows(layer, lout, layout)
                 pcall = call_of[layer.index]
-                shapes, slices, args = [], {}, []
+                shapes, in_slices, out_slices, args = [], {}, {}, []
                 act = 0
                 for j, (is_weight, declared) in enumerate(param_info[layer.index]):
                     full = pcall.inputs[j]
@@ -217,28 +279,30 @@ def build_patch_stage(program: Program, layers: list[Layer], plan: PatchPlan, dr
                     if src_name in names_in_stage:
                         src_win = wins[by_name[src_name].index][1]
                         storage = f"scratch{stage.index(by_name[src_name].index)}"
-                        view = f"{storage}_{src_win.y0}_{src_win.y1}_{src_win.x0}_{src_win.x1}"
-                        shape = _shape_with_window(program.tensors[full_of[src_name]].shape, spatial_axes(by_name[src_name], layout), src_win)
-                        args.append(view)
+                        args.append(f"{storage}_{src_win.y0}_{src_win.y1}_{src_win.x0}_{src_win.x1}")
+                        shape = _shape_with_window(
+                            program.tensors[full_of[src_name]].shape, spatial_axes(by_name[src_name], layout), src_win)
                     else:
-                        src_win = Window(0, program.tensors[full].shape[spatial_axes(layer, layout)[0]],
-                                         0, program.tensors[full].shape[spatial_axes(layer, layout)[1]])
+                        hw_axes = spatial_axes(layer, layout)
                         shape = program.tensors[full].shape
+                        src_win = Window(0, shape[hw_axes[0]], 0, shape[hw_axes[1]])
                         args.append(full)
                         stage_inputs.add(full)
-                    local = Window(need.y0 - src_win.y0, need.y1 - src_win.y0, need.x0 - src_win.x0, need.x1 - src_win.x0)
                     shapes.append(shape)
-                    slices[j] = None if (local.height, local.width) == (src_win.height, src_win.width) else local
+                    in_slices[j] = _local(need, src_win)
+                    if j in read_after_anchor[layer.index]:  # a residual: read at the output window
+                        out_slices[j] = _local(lout, src_win)
                 axes = spatial_axes(layer, layout)
                 in_full = program.tensors[pcall.inputs[0]].shape
                 in_hw = (in_full[axes[0]], in_full[axes[1]])
                 pad = _patch_padding(layer, lout, in_hw) if layer.op != "add" else (0, 0, 0, 0)
-                key = (layer.index, tuple(shapes), tuple(sorted((k, v) for k, v in slices.items() if v)), pad, (lout.height, lout.width))
+                key = (layer.index, tuple(shapes), tuple(sorted(in_slices.items())), tuple(sorted(out_slices.items())),
+                       pad, (lout.height, lout.width))
                 param_names = [p.name for p in func.params]
                 if key not in variants and dry_run:
                     variants[key] = (f"dry_l{layer.index}_{len(variants)}", tuple(param_names))
                 if key not in variants:
-                    sub = lower_to_program(_variant(func, layer, shapes, slices, lout, in_hw, axes))
+                    sub = lower_to_program(_variant(func, layer, shapes, in_slices, out_slices, lout, in_hw, axes, prims))
                     ((_, prim),) = sub.kernels.functions.items()
                     name = f"patch_l{layer.index}_v{len([k for k in variants if k[0] == layer.index])}"
                     kernels[tvm.ir.GlobalVar(name)] = prim.with_attr("global_symbol", name)
