@@ -1,0 +1,46 @@
+"""`tvmc compile --pass patch` from the command line: the cap is honoured or refused clearly."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from tests.conftest import mlperf_model
+from tvm_patch.cli import main
+
+
+@pytest.mark.slow
+def test_cap_is_honoured_and_report_has_the_patch_fields(tmp_path, capsys):
+    out = tmp_path / "out"
+    # 40 KiB: below the per-layer arena of vww_96_int8 (55,296 B), above the best patch plans.
+    rc = main(["compile", str(mlperf_model("vww_96_int8.tflite")), "--target", "host", "--pass", "patch",
+               "--sram-cap", "40KiB", "-o", str(out)])
+    assert rc == 0, capsys.readouterr().err
+    r = json.loads((out / "report.json").read_text())
+    assert r["schedule"] == "patch"
+    assert r["peak_sram_bytes"] <= 40 * 1024 < r["layer_peak_sram_bytes"]
+    for key in ("layer_macs", "peak_sram_bytes_excl_input", "layer_peak_sram_bytes_excl_input", "predicted_peak_sram_bytes"):
+        assert key in r, key
+    stage = r["patch_stages"][0]
+    assert stage["layers"] and stage["grid"] and stage["tiles_h"] and stage["tiles_w"]
+    assert all("input_window_max" in row and "halo_rows_max" in row for row in stage["per_layer"])
+
+
+def test_impossible_cap_is_one_line_with_the_numbers(tmp_path, capsys):
+    out = tmp_path / "out"
+    rc = main(["compile", str(mlperf_model("kws_ref_model.tflite")), "--target", "host", "--pass", "patch",
+               "--sram-cap", "1KiB", "-o", str(out)])
+    err = capsys.readouterr().err.strip()
+    assert rc == 1 and len(err.splitlines()) == 1, err
+    assert "SramCapExceeded" in err and "1,024 B" in err and "patches" in err
+    assert not out.exists()
+
+
+def test_explicit_grid_and_split_are_honoured(tmp_path, capsys):
+    out = tmp_path / "out"
+    rc = main(["compile", str(mlperf_model("vww_96_int8.tflite")), "--target", "host", "--pass", "patch",
+               "--split", "3", "--patches", "3x2", "-o", str(out)])
+    assert rc == 0, capsys.readouterr().err
+    stage = json.loads((out / "report.json").read_text())["patch_stages"][0]
+    assert stage["grid"] == [3, 2] and len(stage["layers"]) == 3
