@@ -17,6 +17,7 @@ from pathlib import Path
 
 from .errors import ArenaTooLarge
 from .frontend import convert_layout, load_model
+from .inplace import apply_inplace_depthwise
 from .kernels import build_kernels, resolve_kernel_backend
 from .layers import layer_graph
 from .liveness import program_buffers, step_workspaces
@@ -51,10 +52,12 @@ def compile_model(model_path: str | Path, out_dir: str | Path, options: CompileO
     if options.schedule == "patch":
         try:  # split, grid and tiles under the SRAM cap
             choice = choose_plan(per_layer, layers, options.sram_cap, options.split, options.patches,
-                                 exclude_input=options.exclude_input)
+                                 exclude_input=options.exclude_input, inplace=options.inplace_depthwise)
             program = build_patch_stage(per_layer, layers, choice.plan)  # per-patch kernels + scratch
         except NoPatchStage as why:
             refusal = str(why)  # stays per-layer; the report says why
+    if options.inplace_depthwise:
+        program = apply_inplace_depthwise(program, layers)  # depthwise output over its input
     backend = resolve_kernel_backend(options.kernels, board)
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
@@ -70,7 +73,8 @@ def compile_model(model_path: str | Path, out_dir: str | Path, options: CompileO
         model_sources = list(emitted.files) + kernels.sources
         elf = build_elf(board, model_sources, kernels.objects, staging / "model.elf", [src])
         export_project(board, model_sources, kernels.objects, staging / "project")  # headers come along
-        report = compile_report(imported, options, board, backend, program, per_layer, layers, plan, elf,
+        layer_view = apply_inplace_depthwise(per_layer, layers, dry_run=True) if options.inplace_depthwise else per_layer
+        report = compile_report(imported, options, board, backend, program, layer_view, layers, plan, elf,
                                 choice, refusal, kernels.workspace)
         (staging / "report.json").write_text(json.dumps(report, indent=2) + "\n")
         if out_dir.exists():

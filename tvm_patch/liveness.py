@@ -81,6 +81,6 @@ def program_buffers(program: Program, workspace: dict[int, int]) -> list[Buffer]
     for t in program.outputs:
         last[t] = last_step
     sizes = buffer_bytes(program)
-    buffers = [Buffer(name, sizes[name], first[name], last[name]) for name in first]
+    buffers = [Buffer(name, sizes[name], first[name], last[name], program.inplace.get(name)) for name in first]
     buffers += [Buffer(f"ws{i}", n, i, i) for i, n in sorted(workspace.items()) if n > 0]
     return buffers

@@ -8,7 +8,7 @@ intermediates, outputs and constant weights).
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -51,6 +51,8 @@ class Program:
     grouped: tvm.IRModule  # the Relax module after GroupKernels (for the layer graph)
     lowered: tvm.IRModule  # after FuseTIR + InlineKernels: `main` calls the kernels
     stage: Any = None  # a patch_stage.PatchStage when the first call is a patch stage
+    inplace: dict[str, str] = field(default_factory=dict)  # output tensor -> the input it overwrites
+    inplace_temp: dict[str, int] = field(default_factory=dict)  # output -> its one-channel temp bytes
 
 
 def lower_to_program(mod: tvm.IRModule, stages: Sequence[Sequence[str]] = ()) -> Program:

@@ -31,6 +31,7 @@ class CompileOptions:
     patches: tuple[int, int] | None = None  # grid nh x nw; None: the planner chooses
     split: int | None = None  # layers in the patch stage; None: the planner chooses
     exclude_input: bool = False  # plan the patch stage (and the cap) without the model input
+    inplace_depthwise: bool = True  # depthwise layers write over their input (TinyEngine's trick)
     opt_level: str = "-O2"
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from .inplace import channel_temp_bytes
 from .layers import Layer
 from .liveness import program_buffers, step_workspaces
 from .lower import Program
@@ -43,8 +44,11 @@ def compile_report(imported, options, board, backend, program: Program, per_laye
         "outputs": [_io(program.tensors[t], plan) for t in program.outputs],
         "layers": [layer.as_dict() for layer in layers],
     }
+    report["inplace_depthwise"] = sorted(program.inplace)
     if options.schedule == "patch":
         layer_ws = step_workspaces(per_layer, kernel_ws)
+        for step, temp in channel_temp_bytes(per_layer).items():  # kernels not built in this compile
+            layer_ws[step] = max(layer_ws.get(step, 0), temp)
         report["layer_peak_sram_bytes"] = plan_arena(program_buffers(per_layer, layer_ws)).size
         report["layer_peak_sram_bytes_excl_input"] = arena_without_inputs(per_layer, layer_ws)
         report["layer_macs"] = layer_macs
