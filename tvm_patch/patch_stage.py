@@ -71,6 +71,7 @@ class PatchStage:
 
 
 STAGE_KERNEL = "__patch_stage__"
+WINDOWED = frozenset({"nn.conv2d", "nn.max_pool2d", "nn.avg_pool2d"})
 
 
 def _shape_with_window(shape: tuple[int, ...], axes: tuple[int, int], win: Window) -> tuple[int, ...]:
@@ -223,10 +224,36 @@ def _local(need: Window, buf: Window) -> Window | None:
     return None if (local.height, local.width) == (buf.height, buf.width) else local
 
 
-def build_patch_stage(program: Program, layers: list[Layer], plan: PatchPlan, dry_run: bool = False) -> Program:
-    """Replace the per-layer program's first K calls by a patch stage (see module docstring).
+@dataclass(frozen=True)
+class LayerPatch:
+    """One layer of one patch: what its kernel variant reads and writes."""
 
-    With `dry_run` no kernel is lowered (the planner only needs the buffers and their sizes)."""
+    patch: int
+    out: Window  # the patch's window of the stage output
+    windows: dict  # layer index -> (input window, output window) for this patch
+    layer: Layer
+    func: relax.Function  # the layer's group function
+    args: tuple[str, ...]  # per group parameter: a tensor name, or the view of an earlier layer
+    shapes: tuple[tuple[int, ...], ...]  # per group parameter: the buffer shape the variant takes
+    in_slices: dict  # parameter -> window of it the anchor path reads (None: all)
+    out_slices: dict  # parameter -> window of it read after the anchor (residuals)
+    lout: Window
+    in_hw: tuple[int, int]
+    axes: tuple[int, int]
+    pad: tuple[int, int, int, int]
+    storage: str  # scratch buffer of this layer
+    view: str  # name of this patch's output window of that buffer
+    out_shape: tuple[int, ...]
+    dtype: str
+
+    @property
+    def key(self) -> tuple:
+        return (self.layer.index, self.shapes, tuple(sorted(self.in_slices.items())),
+                tuple(sorted(self.out_slices.items())), self.pad, (self.lout.height, self.lout.width))
+
+
+def layer_patches(program: Program, layers: list[Layer], plan: PatchPlan):
+    """Every (patch, layer) of the stage in execution order, with its windows and slices."""
     grouped = program.grouped
     stage = list(plan.stage)
     members = [layers[i] for i in stage]
@@ -236,90 +263,100 @@ def build_patch_stage(program: Program, layers: list[Layer], plan: PatchPlan, dr
         if isinstance(b.value, relax.Call) and isinstance(b.value.op, tvm.ir.GlobalVar)
     ]
     by_name = {layer.name: layer for layer in layers}
-    tensors = dict(program.tensors)
-    names_in_stage = {layer.name for layer in members}
     call_of = {i: program.calls[i] for i in stage}
     full_of = {layer.name: call_of[layer.index].outputs[0] for layer in members}
-    variants: dict[tuple, str] = {}
-    kernels = {gv: f for gv, f in program.kernels.functions.items()}
-    patches, copies, all_windows = [], [], []
-    scratch: dict[str, int] = {}
-    stage_inputs: set[str] = set()
-
     funcs = {layer.index: grouped[main_calls[layer.index].op] for layer in members}
-    prims = tvm.IRModule({gv: f for gv, f in grouped.functions.items() if isinstance(f, tvm.tirx.PrimFunc)})
-    param_info = {  # per layer: (is_weight, declared shape) of each group parameter
-        i: [(program.tensors[call_of[i].inputs[j]].kind == "weight", tuple(int(d) for d in p.ty.shape.values))
-            for j, p in enumerate(f.params)]
-        for i, f in funcs.items()
-    }
+    is_weight = {i: [program.tensors[call_of[i].inputs[j]].kind == "weight" for j in range(len(f.params))]
+                 for i, f in funcs.items()}
     read_after_anchor = {i: _params_read_after_anchor(f) for i, f in funcs.items()}
+    n = 0
     for ty in plan.tiles_h:
         for tx in plan.tiles_w:
             out = Window(ty[0], ty[1], tx[0], tx[1])
             wins = stage_windows(layers, stage, out)
-            all_windows.append(wins)
-            steps = []
             for layer in members:
                 _, lout = wins[layer.index]
                 func = funcs[layer.index]
                 needed = input_windows(layer, lout, layout)
                 pcall = call_of[layer.index]
+                axes = spatial_axes(layer, layout)
                 shapes, in_slices, out_slices, args = [], {}, {}, []
                 act = 0
-                for j, (is_weight, declared) in enumerate(param_info[layer.index]):
+                for j, p in enumerate(func.params):
                     full = pcall.inputs[j]
-                    if is_weight:
-                        shapes.append(declared)
+                    if is_weight[layer.index][j]:
+                        shapes.append(tuple(int(d) for d in p.ty.shape.values))
                         args.append(full)
                         continue
-                    src_name = layer.inputs[act]
-                    need = needed[act]
+                    src_name, need = layer.inputs[act], needed[act]
                     act += 1
-                    if src_name in names_in_stage:
-                        src_win = wins[by_name[src_name].index][1]
-                        storage = f"scratch{stage.index(by_name[src_name].index)}"
-                        args.append(f"{storage}_{src_win.y0}_{src_win.y1}_{src_win.x0}_{src_win.x1}")
-                        shape = _shape_with_window(
-                            program.tensors[full_of[src_name]].shape, spatial_axes(by_name[src_name], layout), src_win)
+                    if src_name in by_name and by_name[src_name].index in wins:
+                        src = by_name[src_name]
+                        src_win = wins[src.index][1]
+                        args.append(f"scratch{stage.index(src.index)}_{src_win.y0}_{src_win.y1}_{src_win.x0}_{src_win.x1}")
+                        shape = _shape_with_window(program.tensors[full_of[src_name]].shape, spatial_axes(src, layout), src_win)
                     else:
-                        hw_axes = spatial_axes(layer, layout)
                         shape = program.tensors[full].shape
-                        src_win = Window(0, shape[hw_axes[0]], 0, shape[hw_axes[1]])
+                        src_win = Window(0, shape[axes[0]], 0, shape[axes[1]])
                         args.append(full)
-                        stage_inputs.add(full)
-                    shapes.append(shape)
+                    shapes.append(tuple(shape))
                     in_slices[j] = _local(need, src_win)
                     if j in read_after_anchor[layer.index]:  # a residual: read at the output window
                         out_slices[j] = _local(lout, src_win)
-                axes = spatial_axes(layer, layout)
                 in_full = program.tensors[pcall.inputs[0]].shape
                 in_hw = (in_full[axes[0]], in_full[axes[1]])
-                pad = _patch_padding(layer, lout, in_hw) if layer.op != "add" else (0, 0, 0, 0)
-                key = (layer.index, tuple(shapes), tuple(sorted(in_slices.items())), tuple(sorted(out_slices.items())),
-                       pad, (lout.height, lout.width))
-                param_names = [p.name for p in func.params]
-                if key not in variants and dry_run:
-                    variants[key] = (f"dry_l{layer.index}_{len(variants)}", tuple(param_names))
-                if key not in variants:
-                    sub = lower_to_program(_variant(func, layer, shapes, in_slices, out_slices, lout, in_hw, axes, prims))
-                    ((_, prim),) = sub.kernels.functions.items()
-                    name = f"patch_l{layer.index}_v{len([k for k in variants if k[0] == layer.index])}"
-                    kernels[tvm.ir.GlobalVar(name)] = prim.with_attr("global_symbol", name)
-                    variants[key] = (name, sub.calls[0].inputs)  # the kernel's own argument order
-                kernel, order = variants[key]
-                by_param = dict(zip(param_names, args))
-                args = [by_param[n] for n in order]
                 storage = f"scratch{stage.index(layer.index)}"
-                out_shape = _shape_with_window(program.tensors[full_of[layer.name]].shape, axes, lout)
-                view = f"{storage}_{lout.y0}_{lout.y1}_{lout.x0}_{lout.x1}"
-                dtype = program.tensors[full_of[layer.name]].dtype
-                tensors[view] = Tensor(view, out_shape, dtype, "scratch", storage=storage)
-                scratch[storage] = max(scratch.get(storage, 0), tensors[view].nbytes)
-                steps.append(KernelCall(kernel, tuple(args), (view,)))
-            patches.append(tuple(steps))
-            copies.append(PatchCopy(steps[-1].outputs[0], full_of[members[-1].name], out.y0, out.x0))
+                full_out = program.tensors[full_of[layer.name]]
+                yield LayerPatch(
+                    patch=n, out=out, windows=wins, layer=layer, func=func, args=tuple(args), shapes=tuple(shapes),
+                    in_slices=in_slices, out_slices=out_slices, lout=lout, in_hw=in_hw, axes=axes,
+                    pad=_patch_padding(layer, lout, in_hw) if layer.op in WINDOWED else (0, 0, 0, 0),
+                    storage=storage, view=f"{storage}_{lout.y0}_{lout.y1}_{lout.x0}_{lout.x1}",
+                    out_shape=_shape_with_window(full_out.shape, axes, lout), dtype=full_out.dtype,
+                )
+            n += 1
 
+
+def build_patch_stage(program: Program, layers: list[Layer], plan: PatchPlan, dry_run: bool = False) -> Program:
+    """Replace the per-layer program's first K calls by a patch stage (see module docstring).
+
+    With `dry_run` no kernel is lowered (the planner only needs the buffers and their sizes)."""
+    grouped = program.grouped
+    stage = list(plan.stage)
+    members = [layers[i] for i in stage]
+    call_of = {i: program.calls[i] for i in stage}
+    full_of = {layer.name: call_of[layer.index].outputs[0] for layer in members}
+    tensors = dict(program.tensors)
+    kernels = dict(program.kernels.functions.items())
+    prims = tvm.IRModule({gv: f for gv, f in grouped.functions.items() if isinstance(f, tvm.tirx.PrimFunc)})
+    variants: dict[tuple, tuple[str, tuple[str, ...]]] = {}
+    per_patch: dict[int, list[KernelCall]] = {}
+    outs: dict[int, Window] = {}
+    all_windows: dict[int, dict] = {}
+    scratch: dict[str, int] = {}
+    stage_inputs: set[str] = set()
+    for lp in layer_patches(program, layers, plan):
+        param_names = [p.name for p in lp.func.params]
+        if lp.key not in variants and dry_run:
+            variants[lp.key] = (f"dry_l{lp.layer.index}_{len(variants)}", tuple(param_names))
+        if lp.key not in variants:
+            sub = lower_to_program(_variant(lp.func, lp.layer, list(lp.shapes), lp.in_slices, lp.out_slices,
+                                            lp.lout, lp.in_hw, lp.axes, prims))
+            ((_, prim),) = sub.kernels.functions.items()
+            name = f"patch_l{lp.layer.index}_v{len([k for k in variants if k[0] == lp.layer.index])}"
+            kernels[tvm.ir.GlobalVar(name)] = prim.with_attr("global_symbol", name)
+            variants[lp.key] = (name, sub.calls[0].inputs)  # the kernel's own argument order
+        kernel, order = variants[lp.key]
+        by_param = dict(zip(param_names, lp.args))
+        stage_inputs.update(a for a in lp.args if a in program.tensors and program.tensors[a].kind != "weight")
+        tensors[lp.view] = Tensor(lp.view, lp.out_shape, lp.dtype, "scratch", storage=lp.storage)
+        scratch[lp.storage] = max(scratch.get(lp.storage, 0), tensors[lp.view].nbytes)
+        per_patch.setdefault(lp.patch, []).append(KernelCall(kernel, tuple(by_param[n] for n in order), (lp.view,)))
+        outs[lp.patch], all_windows[lp.patch] = lp.out, lp.windows
+    patches = [tuple(per_patch[p]) for p in sorted(per_patch)]
+    copies = [PatchCopy(calls[-1].outputs[0], full_of[members[-1].name], outs[p].y0, outs[p].x0)
+              for p, calls in enumerate(patches)]
+    layout = stage_layout(layers, stage)
     for t in [call_of[i].outputs[0] for i in stage[:-1]]:
         tensors.pop(t, None)  # the full early feature maps never exist
     stage_output = full_of[members[-1].name]
@@ -336,7 +373,7 @@ def build_patch_stage(program: Program, layers: list[Layer], plan: PatchPlan, dr
         scratch_layer={f"scratch{k}": k for k in range(len(stage))},
         patches=tuple(patches),
         copies=tuple(copies),
-        windows=tuple(all_windows),
+        windows=tuple(all_windows[p] for p in sorted(all_windows)),
     )
     return replace(
         program,
