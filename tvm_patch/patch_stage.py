@@ -140,57 +140,53 @@ def _feeds_anchor(func: relax.Function, anchor: relax.Call | None) -> set:
     return path
 
 
-def _variant(
-    func: relax.Function,
-    layer: Layer,
-    param_shapes: list[tuple[int, ...]],
-    in_slices: dict[int, Window | None],
-    out_slices: dict[int, Window | None],
-    out: Window,
-    in_hw: tuple[int, int],
-    axes: tuple[int, int],
-    prims: tvm.IRModule,
-) -> tvm.IRModule:
-    """`func` re-instantiated for one patch: params of the given shapes, sliced, re-padded.
-
-    An activation parameter is sliced to `in_slices[j]` where the anchor's input path reads it
-    and to `out_slices[j]` where ops after the anchor read it (a residual add); None means
-    the whole buffer. `prims` holds the PrimFuncs the group may call."""
+def emit_patch_layer(
+    bb: relax.BlockBuilder, lp: LayerPatch, params: list[relax.Expr]
+) -> relax.Expr:
+    """Emit layer `lp.layer` for one patch into `bb`, reading `params` (one per group parameter,
+    shaped `lp.shapes`): sliced where the anchor path and the residual read them, with the
+    patch's share of the padding. Returns the patch's output window of the layer."""
+    func = lp.func
     anchor = _anchor(func)
     pre = _feeds_anchor(func, anchor)
-    params = [relax.Var(p.name, relax.TensorType(shape, str(p.ty.dtype))) for p, shape in zip(func.params, param_shapes)]
+    views: dict[tuple[int, str], relax.Expr] = {}
+
+    def view(j: int, role: str) -> relax.Expr:
+        win = (lp.in_slices if role == "in" else lp.out_slices).get(j)
+        if win is None:
+            return params[j]
+        if (j, role) not in views:
+            views[(j, role)] = bb.emit(relax.op.strided_slice(
+                params[j], axes=list(lp.axes), begin=[win.y0, win.x0], end=[win.y1, win.x1]))
+        return views[(j, role)]
+
+    index = {p: j for j, p in enumerate(func.params)}
+    vmap: dict[relax.Expr, relax.Expr] = {}
+    last = None
+    for blk in func.body.blocks:
+        for b in blk.bindings:
+            v = b.value
+            role = "in" if (b.var in pre or v.same_as(anchor)) else "out"
+            local = dict(vmap)
+            for a in _args_of(v):
+                if a in index:
+                    local[a] = view(index[a], role)
+            if v.same_as(anchor):
+                new = _rebuild_anchor(v, [local.get(a, a) for a in v.args], lp.pad)
+            else:
+                new = substitute(v, local)
+            last = vmap[b.var] = bb.emit(new, name_hint=b.var.name)
+    return vmap.get(func.body.body, last)
+
+
+def _variant(lp: LayerPatch, prims: tvm.IRModule) -> tvm.IRModule:
+    """A module whose `main` is layer `lp.layer` for one patch (one kernel after lowering).
+    `prims` holds the PrimFuncs the group may call (ONNX Clip's TE kernels)."""
+    params = [relax.Var(p.name, relax.TensorType(shape, str(p.ty.dtype))) for p, shape in zip(lp.func.params, lp.shapes)]
     bb = relax.BlockBuilder(prims)
     with bb.function("main", params):
         with bb.dataflow():
-            views: dict[tuple[int, str], relax.Expr] = {}
-
-            def view(j: int, role: str) -> relax.Expr:
-                win = (in_slices if role == "in" else out_slices).get(j)
-                if win is None:
-                    return params[j]
-                if (j, role) not in views:
-                    views[(j, role)] = bb.emit(relax.op.strided_slice(
-                        params[j], axes=list(axes), begin=[win.y0, win.x0], end=[win.y1, win.x1]))
-                return views[(j, role)]
-
-            index = {p: j for j, p in enumerate(func.params)}
-            vmap: dict[relax.Expr, relax.Expr] = {}
-            last = None
-            for blk in func.body.blocks:
-                for b in blk.bindings:
-                    v = b.value
-                    role = "in" if (b.var in pre or v.same_as(anchor)) else "out"
-                    local = dict(vmap)
-                    for a in _args_of(v):
-                        if a in index:
-                            local[a] = view(index[a], role)
-                    if v.same_as(anchor):
-                        args = [local.get(a, a) for a in v.args]
-                        new = _rebuild_anchor(v, args, _patch_padding(layer, out, in_hw))
-                    else:
-                        new = substitute(v, local)
-                    last = vmap[b.var] = bb.emit(new, name_hint=b.var.name)
-            ret = bb.emit_output(vmap.get(func.body.body, last))
+            ret = bb.emit_output(emit_patch_layer(bb, lp, params))
         bb.emit_func_output(ret)
     return bb.get()
 
@@ -340,8 +336,7 @@ def build_patch_stage(program: Program, layers: list[Layer], plan: PatchPlan, dr
         if lp.key not in variants and dry_run:
             variants[lp.key] = (f"dry_l{lp.layer.index}_{len(variants)}", tuple(param_names))
         if lp.key not in variants:
-            sub = lower_to_program(_variant(lp.func, lp.layer, list(lp.shapes), lp.in_slices, lp.out_slices,
-                                            lp.lout, lp.in_hw, lp.axes, prims))
+            sub = lower_to_program(_variant(lp, prims))
             ((_, prim),) = sub.kernels.functions.items()
             name = f"patch_l{lp.layer.index}_v{len([k for k in variants if k[0] == lp.layer.index])}"
             kernels[tvm.ir.GlobalVar(name)] = prim.with_attr("global_symbol", name)
