@@ -29,11 +29,16 @@ def _compile(args: argparse.Namespace) -> int:
         patches=parse_grid(args.patches),
         split=None if args.split in (None, "auto") else _positive(args.split, "--split"),
         exclude_input=args.exclude_input,
+        plot=bool(args.plot),
     )
     result = compile_model(args.model, args.output, options)
     r = result.report
     if args.output_format == "mlf":
         _write_mlf(result.out_dir)
+    if args.plot:
+        import shutil
+
+        shutil.copyfile(result.out_dir / "profile.png", args.plot)
     print(
         f"compiled {Path(r['model']).name} for {r['board']} ({r['kernels']} kernels, {r['schedule']} schedule): "
         f"peak SRAM {r['peak_sram_bytes']:,} B (lower bound {r['lower_bound_bytes']:,} B), "
@@ -131,6 +136,7 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--exclude-input", action="store_true",
                    help="plan patches (and --sram-cap) for the arena without the model input, as MCUNetV2 "
                         "counts; the built arena still holds the input and the report gives both")
+    c.add_argument("--plot", metavar="PNG", help="draw bytes live per layer, per-layer vs patch, with the cap")
     c.set_defaults(func=_compile)
 
     r = sub.add_parser("run", help="run a compiled OUT on the host or in QEMU")

@@ -25,6 +25,7 @@ from .lower import lower_to_program
 from .options import CompileOptions
 from .patch_planner import NoPatchStage, choose_plan
 from .patch_stage import build_patch_stage
+from .plot import live_bytes, plot_profile
 from .report import compile_report
 from .targets.arena import plan_arena
 from .targets.boards import board_for
@@ -77,6 +78,10 @@ def compile_model(model_path: str | Path, out_dir: str | Path, options: CompileO
         report = compile_report(imported, options, board, backend, program, layer_view, layers, plan, elf,
                                 choice, refusal, kernels.workspace)
         (staging / "report.json").write_text(json.dumps(report, indent=2) + "\n")
+        if options.plot:  # MCUNetV2 Figure 1: bytes live per layer, per-layer vs patch
+            patched = live_bytes(program, kernels.workspace) if program.stage is not None else None
+            plot_profile(staging / "profile.png", layers, live_bytes(layer_view, kernels.workspace), patched,
+                         options.sram_cap, f"{imported.path.name} on {board.name}")
         if out_dir.exists():
             shutil.rmtree(out_dir)
         staging.rename(out_dir)

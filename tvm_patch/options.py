@@ -32,6 +32,7 @@ class CompileOptions:
     split: int | None = None  # layers in the patch stage; None: the planner chooses
     exclude_input: bool = False  # plan the patch stage (and the cap) without the model input
     inplace_depthwise: bool = True  # depthwise layers write over their input (TinyEngine's trick)
+    plot: bool = False  # also write OUT/profile.png (bytes live per layer)
     opt_level: str = "-O2"
 
 

@@ -15,8 +15,9 @@ def test_cap_is_honoured_and_report_has_the_patch_fields(tmp_path, capsys):
     out = tmp_path / "out"
     # 40 KiB: below the per-layer arena of vww_96_int8 (55,296 B), above the best patch plans.
     rc = main(["compile", str(mlperf_model("vww_96_int8.tflite")), "--target", "host", "--pass", "patch",
-               "--sram-cap", "40KiB", "-o", str(out)])
+               "--sram-cap", "40KiB", "--plot", str(tmp_path / "profile.png"), "-o", str(out)])
     assert rc == 0, capsys.readouterr().err
+    assert (tmp_path / "profile.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     r = json.loads((out / "report.json").read_text())
     assert r["schedule"] == "patch"
     assert r["peak_sram_bytes"] <= 40 * 1024 < r["layer_peak_sram_bytes"]
