@@ -45,3 +45,24 @@ def test_explicit_grid_and_split_are_honoured(tmp_path, capsys):
     assert rc == 0, capsys.readouterr().err
     stage = json.loads((out / "report.json").read_text())["patch_stages"][0]
     assert stage["grid"] == [3, 2] and len(stage["layers"]) == 3
+
+
+def test_model_without_a_stage_stays_per_layer_and_says_why(tmp_path, capsys):
+    """A dense-only model has no spatial prefix to patch: built per layer, the report says why."""
+    import onnx
+    from onnx import TensorProto, helper
+
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 16])
+    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 4])
+    w = helper.make_tensor("w", TensorProto.FLOAT, [16, 4], [0.1] * 64)
+    w2 = helper.make_tensor("w2", TensorProto.FLOAT, [4, 4], [0.2] * 16)
+    nodes = [helper.make_node("MatMul", ["x", "w"], ["h"], name="fc1"), helper.make_node("MatMul", ["h", "w2"], ["y"], name="fc2")]
+    graph = helper.make_graph(nodes, "g", [x], [y], initializer=[w, w2])
+    path = tmp_path / "mlp.onnx"
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)]), path)
+    out = tmp_path / "out"
+    assert main(["compile", str(path), "--target", "host", "--pass", "patch", "-o", str(out)]) == 0
+    r = json.loads((out / "report.json").read_text())
+    assert r["schedule"] == "layer"
+    assert "matmul" in r["patch_refused"]
+    assert "patch pass refused" in capsys.readouterr().out
