@@ -1,4 +1,5 @@
-"""The demo: compile a bundled model with tvmc, run it on the host and in QEMU, compare.
+"""The demo: compile a bundled model with tvmc, with and without --pass patch, run both on the
+host and in QEMU, and compare.
 
 Uses MLPerf Tiny VWW int8 from ../shared/models (or a generated MobileNetV2 if that folder
 is absent). Every figure printed is measured here: peak SRAM from the ELF's arena symbol,
@@ -47,10 +48,12 @@ def main() -> int:
         from tvm_patch import zoo
 
         model = zoo.save(zoo.mobilenet_v2(width=0.35, resolution=96, num_classes=2), OUT / "mobilenet_v2_035_96.onnx")
-    out = OUT / model.stem
-    tvmc("compile", str(model), "--target", "cortex-m4", "-o", str(out))
-    report = json.loads((out / "report.json").read_text())
-    spec = report["inputs"][0]
+    builds = {"per-layer": OUT / f"{model.stem}_layer", "patch": OUT / f"{model.stem}_patch"}
+    tvmc("compile", str(model), "--target", "cortex-m4", "-o", str(builds["per-layer"]))
+    tvmc("compile", str(model), "--target", "cortex-m4", "--pass", "patch", "--exclude-input",
+         "--plot", str(OUT / "profile.png"), "-o", str(builds["patch"]))
+    reports = {k: json.loads((v / "report.json").read_text()) for k, v in builds.items()}
+    spec = reports["per-layer"]["inputs"][0]
     rng = np.random.default_rng(2026)
     if spec["dtype"] == "int8":
         x = rng.integers(-128, 128, spec["shape"]).astype(np.int8)
@@ -58,27 +61,36 @@ def main() -> int:
         x = rng.uniform(-1, 1, spec["shape"]).astype(spec["dtype"])
     np.savez(OUT / "input.npz", **{spec["name"]: x})
     runs = {}
-    for device in ("qemu", "host"):
-        tvmc("run", str(out), "--device", device, "--inputs", str(OUT / "input.npz"),
-             "--outputs", str(OUT / f"output_{device}.npz"), "--report", str(OUT / f"run_{device}.json"),
-             "--print-time", "--print-top", "2")
-        runs[device] = (json.loads((OUT / f"run_{device}.json").read_text()),
-                        np.load(OUT / f"output_{device}.npz")[report["outputs"][0]["name"]])
+    for schedule, out in builds.items():
+        for device in ("qemu", "host"):
+            tag = f"{schedule}_{device}"
+            tvmc("run", str(out), "--device", device, "--inputs", str(OUT / "input.npz"),
+                 "--outputs", str(OUT / f"output_{tag}.npz"), "--report", str(OUT / f"run_{tag}.json"), "--print-time")
+            name = reports[schedule]["outputs"][0]["name"]
+            runs[(schedule, device)] = (json.loads((OUT / f"run_{tag}.json").read_text()),
+                                        np.load(OUT / f"output_{tag}.npz")[name])
     want = reference(model, x)
+    ref = "TFLite" if model.suffix == ".tflite" else "onnxruntime"
     print()
-    print(f"{model.name} -> {report['target']} ({report['board']}), {report['schedule']} schedule, {report['kernels']} kernels")
-    print(f"  peak SRAM (ELF arena)   {report['peak_sram_bytes']:>12,} B   liveness lower bound {report['lower_bound_bytes']:,} B")
-    print(f"  flash (text+rodata)     {report['flash_bytes']:>12,} B   MACs {report['macs']:,}")
-    print(f"  {'run':<10} {'cost':>26}  {'top-1':>5}  vs {'TFLite' if model.suffix == '.tflite' else 'onnxruntime'}")
-    for device, (rr, y) in runs.items():
-        cost = f"{rr['instructions']:,} instructions" if "instructions" in rr else f"{rr['host_seconds'] * 1e3:.2f} ms"
+    print(f"{model.name} -> cortex-m4 ({reports['per-layer']['board']}), {reports['per-layer']['kernels']} kernels")
+    print(f"  {'schedule':<10} {'peak SRAM':>11} {'w/o input':>10} {'flash':>10} {'MACs':>11}  patch stage")
+    for schedule, r in reports.items():
+        st = r.get("patch_stages", [None])[0]
+        stage = f"{len(st['layers'])} layers, {st['grid'][0]}x{st['grid'][1]} patches" if st else "-"
+        print(f"  {schedule:<10} {r['peak_sram_bytes']:>11,} {r['peak_sram_bytes_excl_input']:>10,} "
+              f"{r['flash_bytes']:>10,} {r['macs']:>11,}  {stage}")
+    print(f"  {'run':<22} {'cost':>24}  top-1  vs {ref}")
+    for (schedule, device), (rr, y) in runs.items():
+        cost = f"{rr['instructions']:,} instr" if "instructions" in rr else f"{rr['host_seconds'] * 1e3:.2f} ms"
         diff = np.abs(y.astype(np.float64) - want.astype(np.float64)).max()
         same = "same top-1" if np.argmax(y) == np.argmax(want) else "TOP-1 DIFFERS"
         unit = "LSB" if y.dtype.kind in "iu" else "abs"
-        print(f"  {device + ' (' + rr['board'] + ')':<22} {cost:>22}  {int(np.argmax(y)):>5}  {same}, max diff {diff:g} {unit}")
-    agree = np.array_equal(runs["qemu"][1], runs["host"][1])
-    print(f"  QEMU and host outputs identical: {'yes' if agree else 'no'}")
-    return 0
+        print(f"  {schedule + ' on ' + device:<22} {cost:>24}  {int(np.argmax(y)):>5}  {same}, max diff {diff:g} {unit}")
+    outs = [y for _, y in runs.values()]
+    agree = all(np.array_equal(outs[0], y) for y in outs[1:])
+    print(f"  all four runs give identical outputs: {'yes' if agree else 'NO'}")
+    print(f"  memory profile: {OUT / 'profile.png'}")
+    return 0 if agree else 1
 
 
 if __name__ == "__main__":
