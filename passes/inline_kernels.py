@@ -78,15 +78,17 @@ def schedule_kernel(func: tirx.PrimFunc) -> tirx.PrimFunc:
     return sch.mod["main"]
 
 
+def map_prim_funcs(mod: tvm.IRModule, fn) -> tvm.IRModule:
+    """`mod` with every PrimFunc replaced by fn(gv, func)."""
+    updates = {gv: fn(gv, f) for gv, f in mod.functions.items() if isinstance(f, tirx.PrimFunc)}
+    for gv, func in updates.items():
+        mod[gv] = func
+    return mod
+
+
 @tvm.transform.module_pass(opt_level=0, name="InlineKernels")
 class InlineKernels:
     """Apply `schedule_kernel` to every PrimFunc in the module."""
 
     def transform_module(self, mod: tvm.IRModule, _ctx: tvm.transform.PassContext) -> tvm.IRModule:
-        updates = {}
-        for gv, func in mod.functions.items():
-            if isinstance(func, tirx.PrimFunc):
-                updates[gv] = schedule_kernel(func)
-        for gv, func in updates.items():
-            mod[gv] = func
-        return mod
+        return map_prim_funcs(mod, lambda _gv, func: schedule_kernel(func))

@@ -25,6 +25,8 @@ from tvm import tirx
 from tvm.s_tir import Schedule
 from tvm.s_tir.schedule import ScheduleError
 
+from .inline_kernels import map_prim_funcs
+
 _REDUCE = 2  # IterVar.CommReduce
 
 
@@ -72,16 +74,13 @@ class PatchTIR:
     """Apply `patch_tile` to every PrimFunc (grid and layout from its attributes)."""
 
     def transform_module(self, mod: tvm.IRModule, _ctx: tvm.transform.PassContext) -> tvm.IRModule:
-        updates = {}
-        for gv, func in mod.functions.items():
-            if isinstance(func, tirx.PrimFunc):
-                attrs = func.attrs or {}
-                grid = tuple(int(g) for g in attrs["patch_grid"]) if "patch_grid" in attrs else (2, 2)
-                layout = str(attrs["patch_layout"]) if "patch_layout" in attrs else "NHWC"
-                updates[gv] = patch_tile(func, grid, layout)
-        for gv, func in updates.items():
-            mod[gv] = func
-        return mod
+        def tile(_gv, func: tirx.PrimFunc) -> tirx.PrimFunc:
+            attrs = func.attrs or {}
+            grid = tuple(int(g) for g in attrs["patch_grid"]) if "patch_grid" in attrs else (2, 2)
+            layout = str(attrs["patch_layout"]) if "patch_layout" in attrs else "NHWC"
+            return patch_tile(func, grid, layout)
+
+        return map_prim_funcs(mod, tile)
 
 
 def patch_tir_pipeline():

@@ -8,6 +8,13 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 MLPERF_TINY = REPO.parent / "shared" / "models" / "mlperf_tiny"
+MLPERF_MODELS = [  # every bundled MLPerf Tiny model
+    "vww_96_int8.tflite",
+    "vww_96_float.tflite",
+    "pretrainedResnet.tflite",
+    "pretrainedResnet_quant.tflite",
+    "kws_ref_model.tflite",
+]
 
 
 def mlperf_model(name: str) -> Path:

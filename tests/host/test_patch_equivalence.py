@@ -10,16 +10,16 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from tests.conftest import assert_matches, mlperf_model, model_inputs, tflite_reference
+from tests.conftest import (
+    MLPERF_MODELS,
+    assert_matches,
+    mlperf_model,
+    model_inputs,
+    tflite_reference,
+)
 from tvm_patch.run import run_compiled
 
-MODELS = [
-    "vww_96_int8.tflite",
-    "vww_96_float.tflite",
-    "pretrainedResnet.tflite",
-    "pretrainedResnet_quant.tflite",
-    "kws_ref_model.tflite",
-]
+MODELS = MLPERF_MODELS
 
 
 def assert_same(patched: np.ndarray, layer: np.ndarray, what: str) -> None:

@@ -8,16 +8,10 @@ from __future__ import annotations
 
 import pytest
 
-from tests.conftest import assert_matches, mlperf_model, model_inputs
+from tests.conftest import MLPERF_MODELS, assert_matches, mlperf_model, model_inputs
 from tvm_patch.run import run_compiled
 
-MODELS = [
-    "vww_96_int8.tflite",
-    "vww_96_float.tflite",
-    "pretrainedResnet.tflite",
-    "pretrainedResnet_quant.tflite",
-    "kws_ref_model.tflite",
-]
+MODELS = MLPERF_MODELS
 
 
 @pytest.mark.qemu
