@@ -40,10 +40,6 @@ def compiler(board: Board) -> str:
     return "gcc" if board.is_host else "arm-none-eabi-gcc"
 
 
-def nm_tool(board: Board) -> str:
-    return "nm" if board.is_host else "arm-none-eabi-nm"
-
-
 @functools.cache
 def _newlib_installed() -> bool:
     found = subprocess.run(

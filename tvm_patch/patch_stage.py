@@ -86,17 +86,6 @@ def _anchor(func: relax.Function) -> relax.Call | None:
     return anchors[0] if anchors else None
 
 
-def _anchor_param(func: relax.Function, anchor: relax.Call | None) -> relax.Var | None:
-    """The group parameter the anchor's data input comes from (through elementwise ops)."""
-    if anchor is None:
-        return None
-    defs = {b.var: b.value for blk in func.body.blocks for b in blk.bindings}
-    x = anchor.args[0]
-    while x in defs:
-        x = defs[x].args[0]
-    return x if x in list(func.params) else None
-
-
 def _rebuild_anchor(call: relax.Call, args: list, pad: tuple[int, int, int, int]) -> relax.Expr:
     a = call.attrs
     name = op_name(call)
