@@ -54,14 +54,19 @@ def op_name(value: relax.Expr) -> str:
     return op.name if isinstance(op, tvm.ir.Op) else type(value).__name__
 
 
+def shape_bytes(shape, dtype: str) -> int:
+    """Bytes of a dense tensor of this shape and dtype."""
+    n = 1
+    for d in shape:
+        n *= int(d)
+    return n * tvm.DataType(str(dtype)).bits // 8
+
+
 def tensor_bytes(ty) -> int:
     shape = getattr(ty, "shape", None)
     if shape is None or not hasattr(shape, "values"):
         return 1 << 62  # unknown: never the preferred cut
-    n = 1
-    for d in shape.values:
-        n *= int(d)
-    return n * tvm.DataType(str(ty.dtype)).bits // 8
+    return shape_bytes(shape.values, ty.dtype)
 
 
 @dataclass(frozen=True)

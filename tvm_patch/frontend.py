@@ -15,6 +15,7 @@ import tvm
 from tvm import relax
 
 from .errors import DynamicShapeError, ModelLoadError, UnsupportedOperator
+from .passes.group_kernels import shape_bytes
 
 
 @dataclass(frozen=True)
@@ -25,10 +26,7 @@ class TensorSpec:
 
     @property
     def nbytes(self) -> int:
-        n = 1
-        for d in self.shape:
-            n *= d
-        return n * tvm.DataType(self.dtype).bits // 8
+        return shape_bytes(self.shape, self.dtype)
 
 
 @dataclass(frozen=True)
@@ -99,8 +97,8 @@ def _spec(name: str, ty, path: Path) -> TensorSpec:
 def _wrap_frontend_error(path: Path, err: Exception) -> Exception:
     msg = str(err).strip().splitlines()
     text = " ".join(line.strip() for line in msg if line.strip())[:400]
-    m = re.search(r"(?:not supported|unsupported|Unsupported)[^:]*?:?\s*'?\"?([A-Za-z_0-9]+)", text)
-    if isinstance(err, (NotImplementedError, tvm.error.OpNotImplemented)) or m:
+    unsupported = re.search(r"not supported|unsupported", text, re.IGNORECASE)
+    if isinstance(err, (NotImplementedError, tvm.error.OpNotImplemented)) or unsupported:
         return UnsupportedOperator(f"{path.name}: {text}")
     return ModelLoadError(f"{path.name}: the importer failed: {text}")
 

@@ -16,7 +16,7 @@ import tvm
 from tvm import relax, tirx
 
 from .errors import DynamicShapeError, UnsupportedOperator
-from .passes.group_kernels import GroupKernels
+from .passes.group_kernels import GroupKernels, shape_bytes
 from .passes.inline_kernels import InlineKernels
 
 
@@ -31,7 +31,7 @@ class Tensor:
 
     @property
     def nbytes(self) -> int:
-        return int(np.prod(self.shape, dtype=np.int64)) * tvm.DataType(self.dtype).bits // 8
+        return shape_bytes(self.shape, self.dtype)
 
 
 @dataclass(frozen=True)
