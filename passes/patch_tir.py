@@ -1,96 +1,324 @@
-"""PatchTIR: tile a fused conv-chain PrimFunc into per-patch loops with halos.
+"""PatchTIR: tile a fused stage PrimFunc into per-patch loops with halos and small scratch.
 
-For `tvm.build(prim_mod, target, pipeline="patch")` on a TE/TIR conv chain (one PrimFunc
-computing several convolutions): inside the function, the output is computed patch by
-patch and every intermediate only for the window the patch needs, halo included.
+Input: a PrimFunc whose root block runs a chain of loop nests, each writing one feature map
+(the patch stage FuseStage builds from the scheduled layer kernels, or a TE conv chain), with
+attributes `patch_tiles_h` / `patch_tiles_w` (tile bounds on the output, may be unequal) or
+`patch_grid` (equal tiles), and `patch_layout` ("NHWC" default, or "NCHW").
 
-Known limit: TVM's CompactBufferAllocation keeps such an intermediate at full size when
-its halo is clipped at the image border (the window's start is max(0, ...), not a
-constant), so on this path the work is per patch but the buffer is not yet smaller. The
-model-level flow (tvmc --pass patch, tvm_patch/patch_stage.py) does not have this limit:
-its scratch buffers are sized to the largest window.
+1. TVM's LowerInitBlock, PlanAndUpdateBufferAllocationLocation and ConvertBlocksToOpaque, so
+   every index is written in loop variables and per-nest temporaries sit inside their nest.
+2. Nests: each top-level nest writes one map (an intermediate a later nest reads, or the
+   output); the loops that run over its H and W are the ones its store indexes them with.
+3. Windows, last nest first: a nest computes the window of its map that its consumers need
+   (the output: the tile). What it reads follows from TVM's integer-set analysis of its load
+   indices with those two loops restricted, clipped to the map (padding reads are guarded).
+4. Scratch: every intermediate map becomes a region of one scratch pool, sized to its largest
+   window; regions are placed by the arena planner over the nests' lifetimes, so maps that
+   are never live together share bytes. The pool is allocated once.
+5. Rewrite: patch loops `ph`, `pw` outermost; each nest's H/W loops start at the patch's
+   window origin and run its extent (tables on ph/pw: tiles may be unequal); accesses to an
+   intermediate map become pool accesses shifted by the window origin.
 
-1. Inline what can be inlined (padding, elementwise stages) into its consumers.
-2. Split the output block's H and W loops into the grid (attribute `patch_grid`, default
-   2x2; tiles that cannot divide the size get a predicate) and move the two tile loops out.
-3. `compute_at` every producer under the tile loops, last first: TVM's region analysis
-   gives each the window its consumer reads (the halo), clipped at the borders.
-Layout from the attribute `patch_layout` ("NHWC" default, or "NCHW").
+Anything that does not fit this shape raises PatchTIRError with the reason; callers leave
+such a stage per layer and say so.
 """
 
 from __future__ import annotations
 
+import itertools
+from dataclasses import dataclass
+
 import tvm
-from tvm import tirx
-from tvm.s_tir import Schedule
-from tvm.s_tir.schedule import ScheduleError
+import tvm_ffi
+from tvm import s_tir, tirx
+from tvm.ir.expr import TensorLoad, TensorRegion, Var
+from tvm.s_tir import SBlock, SBlockRealize
+from tvm.sym import Analyzer, IntervalSet
+from tvm.tirx.stmt import BufferStore, For, SeqStmt
 
-from .inline_kernels import map_prim_funcs
+from tvm_patch.errors import TvmPatchError
 
-_REDUCE = 2  # IterVar.CommReduce
+from .inline_kernels import map_prim_funcs, schedule_kernel
+
+AXES = {"NHWC": (1, 2), "NCHW": (2, 3)}
+ALIGNMENT = 16  # bytes, as the arena
 
 
-def _is_reduction(sch: Schedule, block) -> bool:
-    return any(iv.iter_type == _REDUCE for iv in sch.get(block).iter_vars)
+class PatchTIRError(TvmPatchError):
+    """The PrimFunc is not a chain of nests this pass can tile."""
 
 
-def patch_tile(func: tirx.PrimFunc, grid: tuple[int, int] = (2, 2), layout: str = "NHWC") -> tirx.PrimFunc:
-    sch = Schedule(tvm.IRModule({"main": func}))
-    root = sch.get_sblock("root")
-    changed = True
-    while changed:  # step 1
-        changed = False
-        for block in sch.get_child_blocks(root):
-            outs = {sch.get(o).name_hint for o in sch.get_output_blocks(root)}
-            if _is_reduction(sch, block) or sch.get(block).name_hint in outs:
-                continue
-            try:
-                sch.compute_inline(block)
-            except ScheduleError:
-                continue
-            changed = True
-            break
-    outputs = sch.get_output_blocks(root)
-    if len(outputs) != 1:
+@dataclass
+class Nest:
+    stmt: tirx.Stmt
+    out: Var  # the map it writes
+    loops: tuple[Var, Var]  # the loops over the map's H and W
+    ranges: dict  # loop var -> (min, extent), constants
+    loads: list  # TensorLoad nodes of maps (intermediates and inputs)
+
+
+@dataclass(frozen=True)
+class Scratch:
+    offset: int  # elements into the pool of its dtype
+    shape: tuple[int, ...]  # the map's shape with H, W cut to the largest window
+    lo: tuple[tuple[int, ...], tuple[int, ...]]  # window origin per row tile, per column tile
+
+
+def _flatten(stmt: tirx.Stmt) -> list[tirx.Stmt]:
+    return [s for x in stmt.seq for s in _flatten(x)] if isinstance(stmt, SeqStmt) else [stmt]
+
+
+def _walk(node, kind) -> list:
+    found: list = []
+    tvm_ffi.structural_walk(node, [(kind, found.append)])
+    return found
+
+
+def _int(x) -> int:
+    if not isinstance(x, tirx.IntImm):
+        raise PatchTIRError(f"expected a constant, found {x}")
+    return int(x.value)
+
+
+def _nest(stmt: tirx.Stmt, maps: dict, axes: tuple[int, int], index: int) -> Nest:
+    fors = _walk(stmt, For)
+    ranges = {f.loop_var: (_int(f.min), _int(f.extent)) for f in fors}
+    stores = [s for s in _walk(stmt, BufferStore) if s.buffer in maps]
+    outs = {s.buffer for s in stores}
+    if len(outs) != 1:
+        raise PatchTIRError(f"loop nest {index} writes {len(outs)} feature maps; a stage nest writes one")
+    ana = Analyzer()
+    for var, (lo, ext) in ranges.items():
+        if ext == 1:
+            ana.bind(var, lo)
+    loops = []
+    for axis in axes:
+        found = {ana.simplify(s.indices[axis]) for s in stores}
+        var = found.pop() if len(found) == 1 else None
+        if not isinstance(var, Var) or var not in ranges:
+            raise PatchTIRError(f"loop nest {index} does not write axis {axis} of its map with one loop")
+        loops.append(var)
+    loads = [ld for ld in _walk(stmt, TensorLoad) if ld.source in maps]
+    return Nest(stmt, outs.pop(), (loops[0], loops[1]), ranges, loads)
+
+
+def _windows(nests: list[Nest], maps: dict, out: Var, axis_pos: int, axis: int, tiles) -> dict:
+    """map -> per tile (lo, hi) of `axis` that the chain computes, last nest first."""
+    need: dict = {out: [tuple(t) for t in tiles]}
+    ana = Analyzer()
+    for i in reversed(range(len(nests))):
+        nest = nests[i]
+        if nest.out not in need:
+            raise PatchTIRError(f"loop nest {i} writes {nest.out.name}, which nothing after it reads")
+        loop = nest.loops[axis_pos]
+        for t, (lo, hi) in enumerate(need[nest.out]):
+            dom = {v: IntervalSet(m, m + e - 1) for v, (m, e) in nest.ranges.items()}
+            dom[loop] = IntervalSet(lo, hi - 1)
+            for ld in nest.loads:
+                s = ana.int_set(ld.indices[axis], dom)
+                size = _int(maps[ld.source][axis])
+                a, b = max(0, _int(s.min_value)), min(size, _int(s.max_value) + 1)
+                windows = need.setdefault(ld.source, [None] * len(tiles))
+                old = windows[t]
+                windows[t] = (a, b) if old is None else (min(old[0], a), max(old[1], b))
+    return need
+
+
+def _table(var: Var, values: list[int], dtype: str) -> tirx.PrimExpr:
+    """values[var] as an expression: a constant, an affine term, or a Select chain."""
+    c = [tirx.const(v, dtype) for v in values]
+    steps = {b - a for a, b in itertools.pairwise(values)}
+    if len(steps) <= 1:
+        step = steps.pop() if steps else 0
+        return c[0] if step == 0 else c[0] + var * tirx.const(step, dtype)
+    expr = c[-1]
+    for i in reversed(range(len(values) - 1)):
+        expr = tirx.Select(var == tirx.const(i, dtype), c[i], expr)
+    return expr
+
+
+def _plan_pool(nests: list[Nest], scratch_maps: list, maps: dict, dtype: str, rows: dict, cols: dict,
+               axes: tuple[int, int]) -> tuple[dict, int]:
+    from tvm_patch.targets.arena import Buffer, plan_arena
+
+    elem = tvm.DataType(dtype).bits // 8
+    shapes, buffers = {}, []
+    for m in scratch_maps:
+        shape = [_int(d) for d in maps[m]]
+        shape[axes[0]] = max(b - a for a, b in rows[m])
+        shape[axes[1]] = max(b - a for a, b in cols[m])
+        shapes[m] = tuple(shape)
+        used = [i for i, n in enumerate(nests) if n.out.same_as(m) or any(ld.source.same_as(m) for ld in n.loads)]
+        nbytes = elem
+        for d in shape:
+            nbytes *= d
+        buffers.append(Buffer(str(len(buffers)), nbytes, min(used), max(used)))
+    plan = plan_arena(buffers, alignment=ALIGNMENT)
+    placed = {m: Scratch(plan.offset(str(i)) // elem, shapes[m], (tuple(a for a, _ in rows[m]), tuple(a for a, _ in cols[m])))
+              for i, m in enumerate(scratch_maps)}
+    return placed, plan.size // elem
+
+
+def patch_tile(func: tirx.PrimFunc, tiles_h, tiles_w, layout: str = "NHWC") -> tirx.PrimFunc:
+    """`func` computed patch by patch over the output tiles (see the module docstring)."""
+    if layout not in AXES:
+        raise PatchTIRError(f"patch_layout {layout!r}: use NHWC or NCHW")
+    axes = AXES[layout]
+    mod = tvm.transform.Sequential([
+        s_tir.transform.LowerInitBlock(),
+        s_tir.transform.PlanAndUpdateBufferAllocationLocation(),
+        s_tir.transform.ConvertBlocksToOpaque(),
+    ])(tvm.IRModule({"main": func}))
+    func = mod["main"]
+    realize = func.body
+    if not isinstance(realize, SBlockRealize):
+        raise PatchTIRError("the PrimFunc has no root block")
+    root = realize.block
+    allocs = list(root.alloc_buffers)
+    maps = {b: tuple(b.shape) for b in list(func.params) + allocs if hasattr(b, "shape") and b.shape is not None
+            and len(b.shape) == 4}
+    stmts = _flatten(root.body)
+    nests = [_nest(s, maps, axes, i) for i, s in enumerate(stmts)]
+    outs = [p for p in func.params if any(n.out.same_as(p) for n in nests)]
+    if len(outs) != 1:
+        raise PatchTIRError(f"the stage writes {len(outs)} outputs; it must write one")
+    out = outs[0]
+    for t, name, axis in ((tiles_h, "rows", axes[0]), (tiles_w, "columns", axes[1])):
+        bounds = [tuple(x) for x in t]
+        if bounds[0][0] != 0 or bounds[-1][1] != _int(maps[out][axis]) or any(a[1] != b[0] for a, b in itertools.pairwise(bounds)):
+            raise PatchTIRError(f"tiles {bounds} do not cover the output's {_int(maps[out][axis])} {name}")
+    rows = _windows(nests, maps, out, 0, axes[0], tiles_h)
+    cols = _windows(nests, maps, out, 1, axes[1], tiles_w)
+    scratch_maps = [b for b in allocs if b in maps and b in rows]
+    dtypes = sorted({str(b.dtype) for b in scratch_maps})
+    idx_dtype = str(nests[-1].loops[0].ty.dtype)
+    ph, pw = Var("ph", idx_dtype), Var("pw", idx_dtype)
+    pools, placed = [], {}
+    for dtype in dtypes:
+        members = [b for b in scratch_maps if str(b.dtype) == dtype]
+        where, elems = _plan_pool(nests, members, maps, dtype, rows, cols, axes)
+        pool = tirx.decl_buffer((elems,), dtype, f"patch_scratch_{dtype}")
+        pools.append(pool)
+        placed.update({m: (pool, s) for m, s in where.items()})
+
+    def c(v: int) -> tirx.PrimExpr:
+        return tirx.const(v, idx_dtype)
+
+    def flat(m: Var, indices) -> tirx.PrimExpr:
+        _pool, s = placed[m]
+        idx = list(indices)
+        idx[axes[0]] = idx[axes[0]] - _table(ph, list(s.lo[0]), idx_dtype)
+        idx[axes[1]] = idx[axes[1]] - _table(pw, list(s.lo[1]), idx_dtype)
+        linear = c(s.offset)
+        stride = 1
+        for d in reversed(range(len(idx))):
+            linear = linear + idx[d] * c(stride)
+            stride *= s.shape[d]
+        return linear
+
+    def region(m: Var) -> list:
+        _pool, s = placed[m]
+        n = 1
+        for d in s.shape:
+            n *= d
+        return [tvm.ir.Range.from_min_extent(c(s.offset), c(n))]
+
+    def on_load(ld):
+        if ld.source not in placed:
+            return ld
+        return tirx.BufferLoad(placed[ld.source][0], [flat(ld.source, ld.indices)])
+
+    def on_store(st):
+        if st.buffer not in placed:
+            return st
+        return BufferStore(placed[st.buffer][0], st.value, [flat(st.buffer, st.indices)])
+
+    def on_region(r):
+        if r.source not in placed:
+            return r
+        return tirx.BufferRegion(placed[r.source][0], region(r.source))
+
+    tiled = []
+    for i, nest in enumerate(nests):
+        lo_h = [a for a, _ in rows[nest.out]]
+        lo_w = [a for a, _ in cols[nest.out]]
+        ext_h = [b - a for a, b in rows[nest.out]]
+        ext_w = [b - a for a, b in cols[nest.out]]
+        bounds = {nest.loops[0]: (_table(ph, lo_h, idx_dtype), _table(ph, ext_h, idx_dtype)),
+                  nest.loops[1]: (_table(pw, lo_w, idx_dtype), _table(pw, ext_w, idx_dtype))}
+
+        def on_for(f, bounds=bounds):
+            if f.loop_var not in bounds:
+                return f
+            lo, ext = bounds[f.loop_var]
+            return For(f.loop_var, lo, ext, f.kind, f.body, f.thread_binding, f.annotations)
+
+        tiled.append(tvm_ffi.structural_map(nest.stmt, [
+            (TensorLoad, on_load), (BufferStore, on_store), (TensorRegion, on_region), (For, on_for)]))
+    nh, nw = len(tiles_h), len(tiles_w)
+    body = For(ph, c(0), c(nh), tirx.ForKind.SERIAL,
+               For(pw, c(0), c(nw), tirx.ForKind.SERIAL, SeqStmt(tiled) if len(tiled) > 1 else tiled[0]))
+    kept = [b for b in allocs if b not in placed]
+    new_root = SBlock([], [], [], root.name_hint, body, None, pools + kept, list(root.match_buffers), root.annotations)
+    pool_bytes = sum(_int(p.shape[0]) * (tvm.DataType(str(p.dtype)).bits // 8) for p in pools)
+    return func.with_body(SBlockRealize([], True, new_root)).with_attrs({
+        "patch_tiled": True,
+        "patch_scratch_bytes": pool_bytes,
+        # per nest, per row (column) tile: the [lo, hi) of its map it computes
+        "patch_rows": [[list(w) for w in rows[n.out]] for n in nests],
+        "patch_cols": [[list(w) for w in cols[n.out]] for n in nests],
+    })
+
+
+def _tiles(func: tirx.PrimFunc, axis: int, n: int) -> list[tuple[int, int]]:
+    from tvm_patch.patch_analysis import tiles
+
+    size = _int(func.params[-1].shape[axis])
+    return tiles(size, n)
+
+
+def patch_tile_from_attrs(func: tirx.PrimFunc) -> tirx.PrimFunc:
+    attrs = func.attrs or {}
+    if "patch_tiled" in attrs:
         return func
-    out = outputs[0]
-    loops = sch.get_loops(out)
-    h_pos, w_pos = (1, 2) if layout == "NHWC" else (2, 3)
-    if len(loops) < 4:
-        return func
-    ho, hi = sch.split(loops[h_pos], [grid[0], None])  # step 2
-    wo, wi = sch.split(loops[w_pos], [grid[1], None])
-    sch.reorder(ho, wo, hi, wi)
-    out_name = sch.get(out).name_hint
-    for block in reversed(sch.get_child_blocks(root)):  # step 3
-        if sch.get(block).name_hint == out_name:
-            continue
-        sch.compute_at(block, wo, preserve_unit_loops=True)
-    return sch.mod["main"]
+    layout = str(attrs["patch_layout"]) if "patch_layout" in attrs else "NHWC"
+    axes = AXES.get(layout, (1, 2))
+    if "patch_tiles_h" in attrs:
+        tiles_h = [tuple(int(x) for x in t) for t in attrs["patch_tiles_h"]]
+        tiles_w = [tuple(int(x) for x in t) for t in attrs["patch_tiles_w"]]
+    else:
+        grid = tuple(int(g) for g in attrs["patch_grid"]) if "patch_grid" in attrs else (2, 2)
+        tiles_h, tiles_w = _tiles(func, axes[0], grid[0]), _tiles(func, axes[1], grid[1])
+    return patch_tile(func, tiles_h, tiles_w, layout)
 
 
 @tvm.transform.module_pass(opt_level=0, name="PatchTIR")
 class PatchTIR:
-    """Apply `patch_tile` to every PrimFunc (grid and layout from its attributes)."""
+    """Tile every PrimFunc that carries patch attributes (or, with `all_funcs`, every one:
+    the standalone `pipeline="patch"`, where a PrimFunc without attributes gets 2x2 tiles
+    after its injective stages are inlined)."""
+
+    def __init__(self, all_funcs: bool = False) -> None:
+        self.all_funcs = all_funcs
 
     def transform_module(self, mod: tvm.IRModule, _ctx: tvm.transform.PassContext) -> tvm.IRModule:
         def tile(_gv, func: tirx.PrimFunc) -> tirx.PrimFunc:
             attrs = func.attrs or {}
-            grid = tuple(int(g) for g in attrs["patch_grid"]) if "patch_grid" in attrs else (2, 2)
-            layout = str(attrs["patch_layout"]) if "patch_layout" in attrs else "NHWC"
-            return patch_tile(func, grid, layout)
+            if "patch_tiles_h" in attrs or "patch_grid" in attrs or "patch_tiled" in attrs:
+                return patch_tile_from_attrs(func)
+            return patch_tile_from_attrs(schedule_kernel(func)) if self.all_funcs else func
 
         return map_prim_funcs(mod, tile)
 
 
 def patch_tir_pipeline():
-    """TIR pipeline "patch": PatchTIR, then TVM's default (s_tir) pipeline."""
+    """TIR pipeline "patch": PatchTIR on every PrimFunc, then TVM's default (s_tir) pipeline."""
     from tvm.tirx import compilation_pipeline
 
     base, finalize_host, finalize_device = compilation_pipeline.get_tir_pipeline("s_tir")
 
     @tvm.transform.module_pass(opt_level=0, name="PatchTIRPipeline")
     def _pipeline(mod: tvm.IRModule, ctx: tvm.transform.PassContext) -> tvm.IRModule:
-        return base(PatchTIR()(mod))
+        return base(PatchTIR(all_funcs=True)(mod))
 
     return _pipeline, finalize_host, finalize_device

@@ -23,7 +23,6 @@ import numpy as np
 import tvm
 
 from tvm_patch.lower import KernelCall, Program
-from tvm_patch.patch_stage import STAGE_KERNEL
 
 from .arena import ArenaPlan
 
@@ -162,31 +161,14 @@ def _source(program: Program, plan: ArenaPlan, workspace: dict[int, int], name: 
     out.append("")
     for t in program.tensors.values():
         shape = ", ".join(str(d) for d in t.shape) or "1"
-        slot = t.storage or t.name
-        data = f"(void*)tvmgen_{name}_{t.name}" if t.kind == "weight" else f"tvmp_arena + {plan.offset(slot)}"
-        where = "flash" if t.kind == "weight" else f"{slot} arena[{plan.offset(slot)}..+{t.nbytes}]"
+        data = f"(void*)tvmgen_{name}_{t.name}" if t.kind == "weight" else f"tvmp_arena + {plan.offset(t.name)}"
+        where = "flash" if t.kind == "weight" else f"arena[{plan.offset(t.name)}..+{t.nbytes}]"
         out.append(f"static const int64_t shape_{t.name}[] = {{{shape}}};")
         out.append(
             f"static const DLTensor t_{t.name} = {{ {data}, {{kDLCPU, 0}}, {len(t.shape)}, "
             f"{_dtype_init(t.dtype)}, (int64_t*)shape_{t.name}, NULL, 0 }}; /* {t.dtype}{list(t.shape)} {where} */"
         )
     out += [
-        "",
-        "/* Copy a patch's last window into the stage output at (y0, x0); layout NHWC or NCHW. */",
-        "static void copy_window(uint8_t* dst, const DLTensor* src, int64_t H, int64_t W, int64_t y0,",
-        "                        int64_t x0, int32_t nchw) {",
-        "  const int64_t* s = src->shape;",
-        "  const uint32_t eb = (src->dtype.bits * src->dtype.lanes + 7u) / 8u;",
-        "  const uint8_t* from = (const uint8_t*)src->data;",
-        "  if (nchw) {",
-        "    for (int64_t c = 0; c < s[1]; ++c)",
-        "      for (int64_t r = 0; r < s[2]; ++r)",
-        "        memcpy(dst + ((c * H + y0 + r) * W + x0) * eb, from + ((c * s[2] + r) * s[3]) * eb, (size_t)(s[3] * eb));",
-        "  } else {",
-        "    for (int64_t r = 0; r < s[1]; ++r)",
-        "      memcpy(dst + ((y0 + r) * W + x0) * s[3] * eb, from + r * s[2] * s[3] * eb, (size_t)(s[2] * s[3] * eb));",
-        "  }",
-        "}",
         "",
         "static int32_t call_kernel(tvmp_kernel_fn fn, const DLTensor* const* tensors, int32_t n,",
         "                           uint32_t ws_offset, uint32_t ws_bytes) {",
@@ -218,14 +200,8 @@ def _source(program: Program, plan: ArenaPlan, workspace: dict[int, int], name: 
         "    if (inputs[i] != input_slots[i]) memcpy(input_slots[i], inputs[i], input_bytes[i]);",
         "  }",
     ]
-    step = 0
     for i, call in enumerate(program.calls):
-        if program.stage is not None and call.kernel == STAGE_KERNEL:
-            out += _stage_calls(program, plan, workspace, step)
-            step += len(program.stage.plan.stage)
-            continue
-        out += _call(i, call, plan, workspace, step)
-        step += 1
+        out += _call(i, call, plan, workspace, i)
     out += [
         f"  for (int32_t i = 0; i < {len(program.outputs)}; ++i) {{",
         "    if (outputs[i] != output_slots[i]) memcpy(outputs[i], output_slots[i], output_bytes[i]);",
@@ -254,22 +230,3 @@ def _call(i: int, call: KernelCall, plan: ArenaPlan, workspace: dict[int, int], 
         "    if (rc != 0) return rc;",
         "  }",
     ]
-
-
-def _stage_calls(program: Program, plan: ArenaPlan, workspace: dict[int, int], first_step: int) -> list[str]:
-    """The patch stage, unrolled: per patch, its K kernel calls, then the window copy."""
-    stage = program.stage
-    out_t = program.tensors[stage.output]
-    nchw = stage.layout == "NCHW"
-    h_axis, w_axis = (2, 3) if nchw else (1, 2)
-    nh, nw = stage.plan.grid
-    lines = [f"  /* patch stage: layers {list(stage.plan.stage)}, {nh}x{nw} patches, scratch {sum(stage.scratch.values())} B */"]
-    for p, (calls, copy) in enumerate(zip(stage.patches, stage.copies)):
-        lines.append(f"  /* patch {p} ({p // nw}, {p % nw}) */")
-        for k, call in enumerate(calls):
-            lines += _call(k, call, plan, workspace, first_step + k)
-        lines.append(
-            f"  copy_window(tvmp_arena + {plan.offset(stage.output)}, &t_{copy.src}, {out_t.shape[h_axis]}, "
-            f"{out_t.shape[w_axis]}, {copy.y0}, {copy.x0}, {int(nchw)});"
-        )
-    return lines

@@ -54,7 +54,7 @@ def compile_model(model_path: str | Path, out_dir: str | Path, options: CompileO
         try:  # split, grid and tiles under the SRAM cap
             choice = choose_plan(per_layer, layers, options.sram_cap, options.split, options.patches,
                                  exclude_input=options.exclude_input, inplace=options.inplace_depthwise)
-            program = build_patch_stage(per_layer, layers, choice.plan)  # per-patch kernels + scratch
+            program = build_patch_stage(per_layer, layers, choice.plan)  # FuseStage + PatchTIR: one tiled kernel
         except NoPatchStage as why:
             refusal = str(why)  # stays per-layer; the report says why
     if options.inplace_depthwise:

@@ -18,8 +18,8 @@ import tvm
 
 from .layers import Layer
 from .lower import Program
+from .passes.fuse_stage import STAGE_FUNC
 from .passes.inplace_depthwise import NotInplaceable, inplace_depthwise
-from .patch_stage import STAGE_KERNEL
 
 
 def _is_depthwise(layer: Layer) -> bool:
@@ -45,7 +45,7 @@ def apply_inplace_depthwise(program: Program, layers: list[Layer], dry_run: bool
     for call in program.calls:
         users[call.kernel] = users.get(call.kernel, 0) + 1
     for i, call in enumerate(program.calls):
-        if call.kernel == STAGE_KERNEL or len(call.outputs) != 1 or users[call.kernel] != 1:
+        if call.kernel == STAGE_FUNC or len(call.outputs) != 1 or users[call.kernel] != 1:
             continue
         layer = layers[i + offset]
         acts = [t for t in call.inputs if program.tensors[t].kind != "weight"]

@@ -1,10 +1,7 @@
 """Tensor lifetimes over the call sequence: the arena planner's input.
 
-The program runs as steps. Step i is kernel call i, except that a patch stage of K layers
-takes K steps: step k is layer k of *one* patch, and every patch repeats the same pattern,
-so one set of scratch offsets serves them all. The stage's full inputs and its full output
-are live over all K steps (later patches still read the input; earlier patches' output
-windows must survive).
+The program runs as steps: step i is kernel call i. A patch stage is one call (its patch
+windows live in the stage kernel's scratch pool, which is that step's workspace).
 
 A model input is live from step 0 to its last use; an intermediate from the step that writes
 it to the last step that reads it; a model output from its producer to the last step (the
@@ -17,35 +14,22 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from .lower import Program
-from .patch_stage import STAGE_KERNEL
 from .targets.arena import Buffer
 
 
 @dataclass(frozen=True)
 class Step:
-    reads: tuple[str, ...]  # arena buffers (tensor names or scratch storage names)
+    reads: tuple[str, ...]  # arena buffers (tensor names)
     writes: tuple[str, ...]
-    kernels: tuple[str, ...]  # the kernels that may run at this step (several: one per patch)
+    kernels: tuple[str, ...]  # the kernel this step runs
 
 
 def program_steps(program: Program) -> list[Step]:
     def buf(name: str) -> str | None:
-        t = program.tensors[name]
-        if t.kind == "weight":
-            return None
-        return t.storage or name
+        return None if program.tensors[name].kind == "weight" else name
 
     steps: list[Step] = []
-    stage = program.stage
     for call in program.calls:
-        if stage is not None and call.kernel == STAGE_KERNEL:
-            for k in range(len(stage.plan.stage)):
-                calls = [patch[k] for patch in stage.patches]
-                reads = {buf(a) for c in calls for a in c.inputs} | set(stage.input_names)
-                writes = {buf(o) for c in calls for o in c.outputs} | {stage.output}
-                reads.discard(None)
-                steps.append(Step(tuple(sorted(reads)), tuple(sorted(writes)), tuple(sorted({c.kernel for c in calls}))))
-            continue
         reads = tuple(b for b in (buf(a) for a in call.inputs) if b)
         steps.append(Step(reads, tuple(b for b in (buf(o) for o in call.outputs) if b), (call.kernel,)))
     return steps
@@ -60,10 +44,7 @@ def step_workspaces(program: Program, kernel_workspace: dict[str, int]) -> dict[
 
 
 def buffer_bytes(program: Program) -> dict[str, int]:
-    sizes = {n: t.nbytes for n, t in program.tensors.items() if t.kind not in ("weight", "scratch")}
-    if program.stage is not None:
-        sizes.update(program.stage.scratch)
-    return sizes
+    return {n: t.nbytes for n, t in program.tensors.items() if t.kind != "weight"}
 
 
 def program_buffers(program: Program, workspace: dict[int, int]) -> list[Buffer]:

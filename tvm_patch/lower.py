@@ -25,9 +25,8 @@ class Tensor:
     name: str
     shape: tuple[int, ...]
     dtype: str
-    kind: str  # "input" | "activation" | "weight" | "scratch" (a patch window)
+    kind: str  # "input" | "activation" | "weight"
     data: np.ndarray | None = None  # weights only
-    storage: str | None = None  # scratch only: the arena buffer this window view lives in
 
     @property
     def nbytes(self) -> int:
@@ -68,10 +67,10 @@ def lower_to_program(mod: tvm.IRModule, stages: Sequence[Sequence[str]] = ()) ->
             InlineKernels(),  # no full-size temporaries inside kernels
         ]
     )(grouped)
-    return _read_program(lowered, grouped)
+    return read_program(lowered, grouped)
 
 
-def _read_program(mod: tvm.IRModule, grouped: tvm.IRModule) -> Program:
+def read_program(mod: tvm.IRModule, grouped: tvm.IRModule) -> Program:
     main = mod["main"]
     tensors: dict[str, Tensor] = {}
     alias: dict[relax.Var, str] = {}

@@ -131,7 +131,9 @@ def predicted_peak(
     dry = build_patch_stage(program, layers, plan, dry_run=True)
     if inplace:
         dry = apply_inplace_depthwise(dry, layers, dry_run=True)
-    buffers = program_buffers(dry, channel_temp_bytes(dry))
+    workspace = channel_temp_bytes(dry)
+    workspace[0] = workspace.get(0, 0) + dry.stage.pool_bytes  # the stage is call 0; its pool
+    buffers = program_buffers(dry, workspace)
     if exclude_input:
         buffers = [b for b in buffers if b.name not in dry.inputs]
     steps = program_steps(dry)

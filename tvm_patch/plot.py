@@ -10,11 +10,14 @@ from .lower import Program
 
 
 def live_bytes(program: Program, kernel_ws: dict[str, int]) -> list[int]:
-    """Bytes of all arena buffers live at each step (one step per layer; a patch stage's
-    steps are its layers for one patch)."""
+    """Bytes of all arena buffers live at each layer (a patch stage is one kernel call: each
+    of its layers shows the stage's bytes, its scratch pool included)."""
     buffers = program_buffers(program, step_workspaces(program, kernel_ws))
     steps = max(b.last for b in buffers) + 1
-    return [sum(b.size for b in buffers if b.first <= i <= b.last) for i in range(steps)]
+    live = [sum(b.size for b in buffers if b.first <= i <= b.last) for i in range(steps)]
+    if program.stage is not None:
+        live[:1] = live[:1] * len(program.stage.plan.stage)
+    return live
 
 
 def plot_profile(path: Path, layers: list[Layer], per_layer: list[int], patched: list[int] | None,

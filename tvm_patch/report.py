@@ -9,6 +9,7 @@ from .layers import Layer
 from .liveness import program_buffers, step_workspaces
 from .lower import Program
 from .patch_analysis import patch_macs
+from .patch_stage import STAGE_KERNEL
 from .targets.arena import ArenaPlan, plan_arena
 from .targets.toolchain import elf_sizes, symbol_size
 
@@ -76,7 +77,7 @@ def _stage(program: Program, layers: list[Layer], choice) -> dict:
             "halo_rows_max": max(i.height - o.height * (layer.strides[0] if layer.strides else 1) for i, o in zip(ins, outs)),
             "macs": layer.macs,
             "patched_macs": cost.layer_patched_macs[pos],
-            "scratch_bytes": stage.scratch[f"scratch{pos}"],
+            "scratch_bytes": stage.scratch.get(idx, 0),
         })
     return {
         "layers": [layers[i].name for i in stage.plan.stage],
@@ -89,7 +90,8 @@ def _stage(program: Program, layers: list[Layer], choice) -> dict:
         "patched_macs": cost.patched_macs,
         "extra_macs": cost.extra_macs,
         "extra_fraction_of_model": round(choice.extra_fraction, 5),
-        "kernels": len({c.kernel for p in stage.patches for c in p}),
+        "kernel": STAGE_KERNEL,  # one fused kernel, tiled by PatchTIR
+        "scratch_pool_bytes": stage.pool_bytes,  # its workspace: the patch windows, allocated once
         "plans_considered": choice.considered,
     }
 

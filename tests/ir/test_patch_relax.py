@@ -1,8 +1,8 @@
 """PatchStage (Relax) and the registered pipeline: `tvm.compile(mod, target, relax_pipeline="patch")`.
 
-Before: a conv chain as the ONNX frontend imports it. After: its first K kernels replaced
-by per-patch slices of the input, re-padded convs, and a concat of the patch outputs; the
-function computed must not change.
+Before: a conv chain as the ONNX frontend imports it, one kernel call per layer. After: the
+first K calls replaced by ONE call_tir of the fused stage PrimFunc, tiled by PatchTIR (per
+patch loops, one scratch pool); the function computed must not change.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ from tvm_patch.passes.patch_relax import PatchStage
 import tvm_patch  # noqa: F401  (registers the "patch" pipeline)
 from tvm_patch import zoo
 from tvm_patch.frontend import load_model
+from tvm_patch.lower import lower_to_program
 
 
 def chain(tmp_path):
@@ -22,17 +23,24 @@ def chain(tmp_path):
     return load_model(zoo.save(zoo.conv_chain(specs, 3, 20), tmp_path / "chain.onnx")).mod
 
 
-def ops(mod: tvm.IRModule) -> list[str]:
-    return [getattr(b.value.op, "name", "call") for blk in mod["main"].body.blocks for b in blk.bindings
-            if isinstance(b.value, relax.Call)]
+def kernel_calls(mod: tvm.IRModule) -> list[str]:
+    return [b.value.args[0].name_hint for blk in mod["main"].body.blocks for b in blk.bindings
+            if isinstance(b.value, relax.Call) and getattr(b.value.op, "name", "") == "relax.call_tir"]
 
 
-def test_stage_becomes_slices_and_a_concat(tmp_path):
-    after = PatchStage(split=3, patches=(2, 2))(chain(tmp_path))
-    names = ops(after)
-    assert names.count("relax.strided_slice") >= 4  # each patch reads its window of the input
-    assert names.count("relax.concat") == 3  # two rows, then the rows
-    assert names.count("relax.nn.conv2d") == 3 * 4  # three layers, four patches
+def test_stage_becomes_one_call_of_a_tiled_kernel(tmp_path):
+    mod = chain(tmp_path)
+    before = kernel_calls(lower_to_program(mod).lowered)
+    after = PatchStage(split=3, patches=(2, 2))(mod)
+    calls = kernel_calls(after)
+    assert calls[0] == "patch_stage" and "patch_stage" not in calls[1:]
+    assert calls[1:] == before[3:]  # the rest of the model as it was
+    stage = after["patch_stage"]
+    assert bool(stage.attrs["patch_tiled"])
+    assert [list(map(list, t)) for t in stage.attrs["patch_rows"]][-1] == [[0, 5], [5, 10]]  # output tiles
+    # layers 0 and 1 write 8-channel fp32 maps of 10x10 (3,200 B each in full); per patch the 3x3
+    # depthwise needs a 6x6 window of layer 0 and the 1x1 conv a 5x5 one of layer 1, both live
+    assert int(stage.attrs["patch_scratch_bytes"]) == (6 * 6 + 5 * 5) * 8 * 4
 
 
 def test_registered_pipeline_computes_the_same(tmp_path):

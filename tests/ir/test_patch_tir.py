@@ -2,8 +2,9 @@
 
 Before: a TE chain pad -> conv3x3 -> relu -> pad -> conv3x3 in one PrimFunc, each stage over
 the whole 16x16 map. After (2x2 patches): the output is computed per 8x8 patch and the first
-conv only over that patch's 10x10 window (its one-pixel halo), with the same output.
-(TVM's buffer compaction still allocates the intermediate in full: see passes/patch_tir.py.)
+conv only over that patch's 9x9 window (its halo: one pixel, on the inner side only, since
+the border is padding), into a 9x9 scratch region instead of the full 16x16 map; the output
+is the same.
 """
 
 from __future__ import annotations
@@ -36,26 +37,41 @@ def conv_chain() -> tvm.IRModule:
 
 
 def test_first_conv_runs_per_patch_over_its_halo_window():
-    from tvm_patch.passes.patch_tir import patch_tile
+    from tvm_patch.passes.patch_tir import PatchTIR
 
-    text = patch_tile(conv_chain()["chain"]).script()
-    assert "for n, h_0, ww_0 in T.grid(1, 2, 2):" in text  # the 2x2 patch loops, outermost
-    assert "T.grid(1, 10, 10, 8, 3, 3, 4)" in text  # conv1 over 10x10 = 8x8 + halo, per patch
-    assert "T.grid(8, 8, 8, 3, 3, 8)" in text  # conv2 over the 8x8 patch
+    func = PatchTIR(all_funcs=True)(conv_chain())["chain"]
+    text = func.script()
+    assert "for ph, pw in T.grid(2, 2):" in text  # the 2x2 patch loops, outermost
+    assert "for h in range(ph * 7, ph * 7 + 9):" in text  # conv1: rows 0..8 or 7..15 (8 + halo)
+    assert "for h in range(ph * 8, ph * 8 + 8):" in text  # conv2: the patch's 8 rows
+    assert [list(map(list, t)) for t in func.attrs["patch_rows"]] == [[[0, 9], [7, 16]], [[0, 8], [8, 16]]]
+    assert int(func.attrs["patch_scratch_bytes"]) == 9 * 9 * 8 * 4  # not 16 * 16 * 8 * 4
 
 
 def test_builds_through_the_registered_pipeline_for_c():
     src = tvm.tirx.build(conv_chain(), tvm.target.Target({"kind": "c"}), pipeline="patch").inspect_source()
-    assert kernel_workspaces(src)["chain"] > 0
+    assert kernel_workspaces(src)["chain"] == 9 * 9 * 8 * 4  # the scratch pool, allocated once
+
+
+def test_unequal_tiles_compute_the_same():
+    from tvm_patch.passes.inline_kernels import schedule_kernel
+    from tvm_patch.passes.patch_tir import patch_tile
+
+    func = patch_tile(schedule_kernel(conv_chain()["chain"]), [(0, 5), (5, 9), (9, 16)], [(0, 16)])
+    rows = [list(map(list, t)) for t in func.attrs["patch_rows"]]
+    assert rows == [[[0, 6], [4, 10], [8, 16]], [[0, 5], [5, 9], [9, 16]]]
+    assert "T.Select(ph == 0, 0, T.Select(ph == 1, 5, 9))" in func.script()  # conv2: tile origins per row tile
+    np.testing.assert_allclose(run(tvm.IRModule({"chain": func})), run(conv_chain(), "default"), rtol=1e-5, atol=1e-5)
+
+
+def run(mod: tvm.IRModule, pipeline: str = "default") -> np.ndarray:
+    rng = np.random.default_rng(0)
+    args = [rng.standard_normal(s).astype("float32") for s in [(1, 16, 16, 4), (3, 3, 4, 8), (3, 3, 8, 8)]]
+    lib = tvm.tirx.build(mod, "llvm", pipeline=pipeline)
+    y = tvm.runtime.tensor(np.zeros((1, 16, 16, 8), "float32"))
+    lib["chain"](*[tvm.runtime.tensor(a) for a in args], y)
+    return y.numpy()
 
 
 def test_same_output():
-    rng = np.random.default_rng(0)
-    args = [rng.standard_normal(s).astype("float32") for s in [(1, 16, 16, 4), (3, 3, 4, 8), (3, 3, 8, 8)]]
-    outs = []
-    for pipeline in ("default", "patch"):
-        lib = tvm.tirx.build(conv_chain(), "llvm", pipeline=pipeline)
-        y = tvm.runtime.tensor(np.zeros((1, 16, 16, 8), "float32"))
-        lib["chain"](*[tvm.runtime.tensor(a) for a in args], y)
-        outs.append(y.numpy())
-    np.testing.assert_allclose(outs[1], outs[0], rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(run(conv_chain(), "patch"), run(conv_chain()), rtol=1e-5, atol=1e-5)
