@@ -51,3 +51,22 @@ def test_registered_pipeline_computes_the_same(tmp_path):
         ex = tvm.compile(mod, target="llvm", relax_pipeline=pipeline)
         outs.append(relax.VirtualMachine(ex, tvm.cpu())["main"](tvm.runtime.tensor(x)).numpy())
     np.testing.assert_allclose(outs[1], outs[0], rtol=1e-5, atol=1e-5)
+
+
+def test_tir_windows_and_pool_are_the_planners(tmp_path):
+    """PatchTIR finds its windows in the IR; the planner predicts them from the layer graph.
+    With unequal tiles both must give the same windows and the same scratch pool."""
+    from tvm_patch.layers import layer_graph
+    from tvm_patch.patch_stage import PatchPlan, build_patch_stage, plan_windows, stage_scratch
+
+    program = lower_to_program(chain(tmp_path))
+    layers = layer_graph(program.grouped)
+    plan = PatchPlan((0, 1, 2), ((0, 4), (4, 10)), ((0, 3), (3, 7), (7, 10)))
+    built = build_patch_stage(program, layers, plan)
+    func = built.kernels["patch_stage"]
+    windows = plan_windows(layers, plan)
+    nw = len(plan.tiles_w)
+    for layer, rows, cols in zip(plan.stage, func.attrs["patch_rows"], func.attrs["patch_cols"], strict=True):
+        assert [list(r) for r in rows] == [[windows[t * nw][layer][1].y0, windows[t * nw][layer][1].y1] for t in range(2)]
+        assert [list(c) for c in cols] == [[windows[t][layer][1].x0, windows[t][layer][1].x1] for t in range(nw)]
+    assert built.stage.pool_bytes == stage_scratch(program, layers, plan, windows)[1]
