@@ -168,11 +168,12 @@ def _source(program: Program, plan: ArenaPlan, workspace: dict[int, int], name: 
             f"static const DLTensor t_{t.name} = {{ {data}, {{kDLCPU, 0}}, {len(t.shape)}, "
             f"{_dtype_init(t.dtype)}, (int64_t*)shape_{t.name}, NULL, 0 }}; /* {t.dtype}{list(t.shape)} {where} */"
         )
+    max_args = max((len(c.inputs) + len(c.outputs) for c in program.calls), default=1)
     out += [
         "",
         "static int32_t call_kernel(tvmp_kernel_fn fn, const DLTensor* const* tensors, int32_t n,",
         "                           uint32_t ws_offset, uint32_t ws_bytes) {",
-        "  TVMFFIAny args[16];",
+        f"  TVMFFIAny args[{max_args}]; /* the most arguments any call passes */",
         "  TVMFFIAny result;",
         "  for (int32_t i = 0; i < n; ++i) {",
         "    memset(&args[i], 0, sizeof(args[i]));",
