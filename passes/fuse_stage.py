@@ -16,6 +16,8 @@ import tvm_ffi
 from tvm import relax, s_tir, tirx
 from tvm.ir.expr import Var
 
+from .patch_tir import PatchTIRError
+
 STAGE_FUNC = "patch_stage"
 
 
@@ -68,7 +70,7 @@ def fuse_stage(mod: tvm.IRModule, k: int, attrs: dict | None = None) -> tvm.IRMo
     prims = [mod[b.value.args[0]] for b in calls]
     stage_func, outside = compose(prims, [_args(b.value) for b in calls], [b.var for b in calls])
     if any(v in produced for v in outside):
-        raise ValueError("a stage layer reads a tensor produced later in the stage")
+        raise PatchTIRError("a stage layer reads a tensor produced later in the stage")
     stage_func = stage_func.with_attrs(attrs or {})
     rest = {g: f for g, f in mod.functions.items() if g.name_hint != "main"}
     bb = relax.BlockBuilder(tvm.IRModule(rest, attrs=mod.attrs))
@@ -76,7 +78,7 @@ def fuse_stage(mod: tvm.IRModule, k: int, attrs: dict | None = None) -> tvm.IRMo
     last = calls[-1]
     leaked = _used_after(main, {b.var for b in calls[:-1]}, set(calls))
     if leaked:
-        raise ValueError(f"tensors {leaked} of the stage are read after it; only its last output may be")
+        raise PatchTIRError(f"tensors {leaked} of the stage are read after it; only its last output may be")
     new_call = relax.call_tir(gv, relax.Tuple(outside), out_ty=last.var.ty)
     drop = set(calls[:-1])
     blocks = []

@@ -16,6 +16,8 @@ from tvm_patch.lower import lower_to_program
 from tvm_patch.patch_planner import NoPatchStage, choose_plan
 from tvm_patch.patch_stage import PatchPlan, build_patch_stage
 
+from .patch_tir import PatchTIRError
+
 
 def patch_stage_relax(mod: tvm.IRModule, plan: PatchPlan | None = None, **planner_options) -> tvm.IRModule:
     """The lowered module with its first K kernels replaced by the tiled stage kernel."""
@@ -40,7 +42,7 @@ class PatchStage:
     def transform_module(self, mod: tvm.IRModule, _ctx: tvm.transform.PassContext) -> tvm.IRModule:
         try:
             return patch_stage_relax(mod, **self.options)
-        except NoPatchStage:
+        except (NoPatchStage, PatchTIRError):
             return lower_to_program(mod).lowered
 
 

@@ -23,6 +23,7 @@ from .layers import layer_graph
 from .liveness import program_buffers, step_workspaces
 from .lower import lower_to_program
 from .options import CompileOptions
+from .passes.patch_tir import PatchTIRError
 from .patch_planner import NoPatchStage, choose_plan
 from .patch_stage import build_patch_stage
 from .plot import live_bytes, plot_profile
@@ -55,8 +56,8 @@ def compile_model(model_path: str | Path, out_dir: str | Path, options: CompileO
             choice = choose_plan(per_layer, layers, options.sram_cap, options.split, options.patches,
                                  exclude_input=options.exclude_input, inplace=options.inplace_depthwise)
             program = build_patch_stage(per_layer, layers, choice.plan)  # FuseStage + PatchTIR: one tiled kernel
-        except NoPatchStage as why:
-            refusal = str(why)  # stays per-layer; the report says why
+        except (NoPatchStage, PatchTIRError) as why:
+            program, choice, refusal = per_layer, None, str(why)  # stays per-layer; the report says why
     if options.inplace_depthwise:
         program = apply_inplace_depthwise(program, layers)  # depthwise output over its input
     backend = resolve_kernel_backend(options.kernels, board)

@@ -75,3 +75,15 @@ def run(mod: tvm.IRModule, pipeline: str = "default") -> np.ndarray:
 
 def test_same_output():
     np.testing.assert_allclose(run(conv_chain(), "patch"), run(conv_chain()), rtol=1e-5, atol=1e-5)
+
+
+def test_refuses_what_it_cannot_tile_with_the_reason():
+    import pytest
+    from tvm_patch.passes.patch_tir import PatchTIRError, patch_tile
+
+    x = te.placeholder((1, 8, 8, 4), name="x")
+    a = te.compute(x.shape, lambda *i: x(*i) + 1.0, name="a")
+    b = te.compute(x.shape, lambda *i: x(*i) * 2.0, name="b")
+    func = te.create_prim_func([x, a, b])
+    with pytest.raises(PatchTIRError, match="writes 2 outputs"):
+        patch_tile(func, [(0, 4), (4, 8)], [(0, 8)])
