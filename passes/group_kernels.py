@@ -12,6 +12,9 @@ the cut points itself:
    chain feeds the next anchor, cut it at the *smallest* tensor along the chain (ties: the
    latest), giving the ops before the cut to this anchor and the rest to the next one.
    A chain that ends at a model output or at a tensor with several consumers stays whole.
+   Before that, a dequantize with several consumers is copied once per consumer (it is one
+   multiply-add per element), so a residual connection carries the int8 tensor, not a
+   float32 one four times its size (ONNX QDQ models share one DequantizeLinear this way).
 3. Ops no chain reached join their single consumer's kernel, else form their own.
 4. Each kernel becomes a `Primitive` Relax function; LegalizeOps + FuseTIR later turn it
    into one PrimFunc. Weights (non-scalar constants) become parameters, as FuseOps does.
@@ -135,6 +138,28 @@ def plan_groups(
     return _topological([Group(tuple(m)) for m in members.values()], bindings, index)
 
 
+def unshare_dequantize(bindings: list[relax.Binding], outputs: set[relax.Var]) -> list[relax.Binding]:
+    """Give every consumer of a shared dequantize its own copy (step 2 of the docstring)."""
+    users: dict[relax.Var, list[int]] = {}
+    for i, b in enumerate(bindings):
+        for v in dict.fromkeys(_var_args(b.value)):
+            users.setdefault(v, []).append(i)
+    copies: dict[int, list[relax.Binding]] = {}
+    renames: dict[int, dict] = {}
+    for b in bindings:
+        if op_name(b.value) != "relax.dequantize" or b.var in outputs or len(users.get(b.var, [])) < 2:
+            continue
+        for k, c in enumerate(users[b.var][1:], start=1):
+            copy = relax.DataflowVar(f"{b.var.name}_{k}", b.var.ty)
+            copies.setdefault(c, []).append(relax.VarBinding(copy, b.value))
+            renames.setdefault(c, {})[b.var] = copy
+    out: list[relax.Binding] = []
+    for i, b in enumerate(bindings):
+        out += copies.get(i, [])
+        out.append(relax.VarBinding(b.var, substitute(b.value, renames[i])) if i in renames else b)
+    return out
+
+
 def _topological(groups: list[Group], bindings, index) -> list[Group]:
     """Order kernels so each runs after the kernels it reads from (ties: program order)."""
     group_of = {i: g for g in groups for i in g.members}
@@ -201,8 +226,8 @@ class GroupKernels:
         blocks = body.blocks
         if len(blocks) != 1 or not isinstance(blocks[0], relax.DataflowBlock):
             return mod  # only the frontends' single-dataflow-block form is grouped
-        bindings = list(blocks[0].bindings)
         outputs = {v for v in _collect_vars(body.body)}
+        bindings = unshare_dequantize(list(blocks[0].bindings), outputs)
         groups = plan_groups(bindings, outputs, self.stages)
 
         rest = {gv: f for gv, f in mod.functions.items() if gv.name_hint != "main"}

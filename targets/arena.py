@@ -6,20 +6,22 @@ share a step. The planner then:
 
 1. Rounds every size up to `alignment`, so every offset it hands out is a multiple of it.
 2. Merges in-place pairs: a buffer whose `inplace_of` source ends at the step where it begins,
-   and is no larger, becomes one block with its source (the source's size, the union of the
-   two lifetimes) and later gets the source's offset. Each source accepts at most one such
-   buffer (the first in input order), so chains of pairs share one slot; a request that does
-   not qualify is ignored.
+   and is no larger, becomes one block with its source (the union of the two lifetimes) and
+   later gets the source's offset. Each source accepts at most one such buffer (the first in
+   input order), so chains of pairs share one slot; a request that does not qualify is
+   ignored. A block's height varies over its lifetime: at each step, the largest member live
+   then (a stride-2 depthwise's smaller output frees the rest of its input's bytes as soon as
+   the input is dead).
 3. Places blocks greedy-by-size, as TFLite Micro's GreedyMemoryPlanner and USMP's
    greedy_by_size do: largest first (ties: longer lifetime, then name), each at the lowest
-   offset where it overlaps no already-placed block whose lifetime intersects its own
-   (first fit over the gaps between those blocks, sorted by offset).
+   offset where it overlaps no already-placed block whose lifetime intersects its own, each
+   of the two counted at its height over the steps they share.
 4. Runs the same first fit with three more orderings (size x number of conflicts, lifetime
    length, first use), then a bounded deterministic local search from each result: move the
    blocks that reach the arena's top to the front of the ordering and place again, at most
    `LOCAL_SEARCH_STEPS` times or until an ordering repeats. The smallest arena wins.
 5. Stops as soon as an arena equals the liveness lower bound (the most aligned bytes live at
-   any one step, in-place blocks counted once): no plan can be smaller.
+   any one step, in-place blocks counted once at their height there): no plan can be smaller.
 
 What it does not do:
 - It is a heuristic: the problem (dynamic storage allocation) is NP-hard, and the plan may
@@ -177,8 +179,8 @@ def _inplace_parent(
     return parent
 
 
-def _blocks(buffers: Sequence[Buffer], alignment: int) -> list[tuple[list[Buffer], int, int, int]]:
-    """Group buffers into placement blocks: (members, aligned size, first, last)."""
+def _blocks(buffers: Sequence[Buffer], alignment: int) -> list[tuple[list[Buffer], dict[int, int]]]:
+    """Group buffers into placement blocks: (members, height per live step)."""
     if alignment <= 0:
         raise ValueError(f"alignment must be > 0, got {alignment}")
     names = [b.name for b in buffers]
@@ -189,67 +191,65 @@ def _blocks(buffers: Sequence[Buffer], alignment: int) -> list[tuple[list[Buffer
     groups: dict[str, list[Buffer]] = {}
     for b in buffers:
         groups.setdefault(_root(parent, b.name), []).append(b)
-    return [
-        (
-            members,
-            max(_align(m.size, alignment) for m in members),
-            min(m.first for m in members),
-            max(m.last for m in members),
-        )
-        for members in groups.values()
-    ]
+    blocks = []
+    for members in groups.values():
+        height: dict[int, int] = {}
+        for m in members:
+            for step in range(m.first, m.last + 1):
+                height[step] = max(height.get(step, 0), _align(m.size, alignment))
+        blocks.append((members, height))
+    return blocks
 
 
-def _peak(intervals: Sequence[tuple[int, int, int]]) -> int:
-    """Most bytes live at one step, for (size, first, last) intervals."""
-    delta: dict[int, int] = {}
-    for size, first, last in intervals:
-        delta[first] = delta.get(first, 0) + size
-        delta[last + 1] = delta.get(last + 1, 0) - size
-    live = peak = 0
-    for step in sorted(delta):
-        live += delta[step]
-        peak = max(peak, live)
-    return peak
+def _peak(blocks: Sequence[tuple[list[Buffer], dict[int, int]]]) -> int:
+    """Most bytes live at one step."""
+    live: dict[int, int] = {}
+    for _, height in blocks:
+        for step, h in height.items():
+            live[step] = live.get(step, 0) + h
+    return max(live.values(), default=0)
 
 
 def liveness_lower_bound(buffers: Sequence[Buffer], alignment: int = 16) -> int:
     """Most aligned bytes live at any one step; in-place pairs count once. No plan is smaller."""
-    return _peak([(size, first, last) for _, size, first, last in _blocks(buffers, alignment)])
+    return _peak(_blocks(buffers, alignment))
 
 
-def _first_fit(order: Sequence[int], sizes: list[int], conflicts: list[list[int]]) -> list[int]:
-    """Place blocks in `order`, each at the lowest offset clear of its placed conflicts."""
-    offsets = [-1] * len(sizes)
-    ends = [0] * len(sizes)
+def _first_fit(order: Sequence[int], conflicts: list[list[tuple[int, int, int]]]) -> list[int]:
+    """Place blocks in `order`, each at the lowest offset clear of its placed conflicts;
+    conflicts[i] holds (j, height of i, height of j) over the steps i and j share."""
+    offsets = [-1] * len(conflicts)
     for i in order:
-        size = sizes[i]
-        busy = sorted([(offsets[j], ends[j]) for j in conflicts[i] if offsets[j] >= 0])
-        offset = 0
-        for lo, hi in busy:
-            if offset + size <= lo:
-                break
-            offset = max(offset, hi)
+        busy = sorted((offsets[j], offsets[j] + hj, hi) for j, hi, hj in conflicts[i] if offsets[j] >= 0)
+        offset, moved = 0, True
+        while moved:  # every offset skipped overlaps some placed block, so the result is the lowest
+            moved = False
+            for lo, end, need in busy:
+                if offset < end and offset + need > lo:
+                    offset, moved = end, True
         offsets[i] = offset
-        ends[i] = offset + size
     return offsets
 
 
 def plan_arena(buffers: Sequence[Buffer], alignment: int = 16) -> ArenaPlan:
     """Give every buffer an offset in one arena (algorithm in the module docstring)."""
     blocks = _blocks(buffers, alignment)
-    lower_bound = _peak([(size, first, last) for _, size, first, last in blocks])
+    lower_bound = _peak(blocks)
     n = len(blocks)
-    sizes = [size for _, size, _, _ in blocks]
-    firsts = [first for _, _, first, _ in blocks]
-    lasts = [last for _, _, _, last in blocks]
-    names = [members[0].name for members, _, _, _ in blocks]
-    conflicts: list[list[int]] = [[] for _ in range(n)]
+    heights = [h for _, h in blocks]
+    sizes = [max(h.values()) for h in heights]
+    firsts = [min(h) for h in heights]
+    lasts = [max(h) for h in heights]
+    names = [members[0].name for members, _ in blocks]
+    conflicts: list[list[tuple[int, int, int]]] = [[] for _ in range(n)]
     for i in range(n):
         for j in range(i + 1, n):
-            if firsts[i] <= lasts[j] and firsts[j] <= lasts[i]:
-                conflicts[i].append(j)
-                conflicts[j].append(i)
+            lo, hi = max(firsts[i], firsts[j]), min(lasts[i], lasts[j])
+            if lo <= hi:
+                hi_i = max(heights[i][s] for s in range(lo, hi + 1))
+                hi_j = max(heights[j][s] for s in range(lo, hi + 1))
+                conflicts[i].append((j, hi_i, hi_j))
+                conflicts[j].append((i, hi_j, hi_i))
 
     def length(i: int) -> int:
         return lasts[i] - firsts[i]
@@ -265,7 +265,7 @@ def plan_arena(buffers: Sequence[Buffer], alignment: int = 16) -> ArenaPlan:
         order = sorted(range(n), key=key)
         seen: set[tuple[int, ...]] = set()
         for step in range(LOCAL_SEARCH_STEPS + 1):
-            offsets = _first_fit(order, sizes, conflicts)
+            offsets = _first_fit(order, conflicts)
             top = max((o + s for o, s in zip(offsets, sizes)), default=0)
             if best is None or top < best[0]:
                 moves = f"{step} move" + ("s" if step > 1 else "")
@@ -282,6 +282,6 @@ def plan_arena(buffers: Sequence[Buffer], alignment: int = 16) -> ArenaPlan:
             break
 
     size, offsets, algorithm = best if best is not None else (0, [], "empty")
-    offset_of = {m.name: offsets[i] for i, (members, _, _, _) in enumerate(blocks) for m in members}
+    offset_of = {m.name: offsets[i] for i, (members, _) in enumerate(blocks) for m in members}
     placements = tuple(Placement(b, offset_of[b.name]) for b in buffers)
     return ArenaPlan(placements, size, lower_bound, algorithm, alignment)

@@ -7,6 +7,8 @@ the demo and benchmarks, where the numbers of a compiled model are compared with
   batch norm folded into the convolutions (each conv has a bias) and ReLU6 as ``Clip(x, 0, 6)``.
 * :func:`conv_chain` -- a chain of convolutions described by :class:`ConvSpec` records, for
   property tests of kernels, patching and arena planning.
+* :func:`quantize_int8` -- any of them as an int8 ONNX QDQ model (onnxruntime's static
+  quantization, calibrated on seeded inputs), the form int8 models take in ONNX.
 * :func:`save` -- write a model to disk.
 
 Weights are drawn from ``numpy.random.default_rng(seed)``, so a seed gives the same bytes on every
@@ -29,7 +31,7 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
-__all__ = ["MOBILENET_V2_SETTINGS", "ConvSpec", "conv_chain", "mobilenet_v2", "save"]
+__all__ = ["MOBILENET_V2_SETTINGS", "ConvSpec", "conv_chain", "mobilenet_v2", "quantize_int8", "save"]
 
 #: MobileNetV2's inverted-residual stages: (expansion t, channels c, repeats n, first stride s).
 MOBILENET_V2_SETTINGS: tuple[tuple[int, int, int, int], ...] = (
@@ -466,3 +468,37 @@ def save(model: onnx.ModelProto, path: str | Path) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     onnx.save_model(model, str(path))
     return path
+
+
+def quantize_int8(model: onnx.ModelProto, samples: int = 2, seed: int = 0) -> onnx.ModelProto:
+    """``model`` quantized to int8 in QDQ form by onnxruntime's ``quantize_static``: int8
+    activations and weights, per-tensor scales calibrated (min/max) on ``samples`` N(0, 1)
+    inputs drawn from ``seed``. Needs onnxruntime (a test extra); the same arguments give the
+    same bytes."""
+    import tempfile
+
+    from onnxruntime.quantization import (
+        CalibrationDataReader,
+        QuantFormat,
+        QuantType,
+        quantize_static,
+    )
+
+    inp = model.graph.input[0]
+    shape = [d.dim_value for d in inp.type.tensor_type.shape.dim]
+    rng = np.random.default_rng(seed)
+    batches = [{inp.name: rng.standard_normal(shape).astype(np.float32)} for _ in range(samples)]
+
+    class Reader(CalibrationDataReader):
+        def __init__(self) -> None:
+            self.left = iter(batches)
+
+        def get_next(self) -> dict | None:
+            return next(self.left, None)
+
+    with tempfile.TemporaryDirectory() as tmp:
+        src, dst = Path(tmp) / "float.onnx", Path(tmp) / "int8.onnx"
+        onnx.save_model(model, str(src))
+        quantize_static(str(src), str(dst), Reader(), quant_format=QuantFormat.QDQ,
+                        activation_type=QuantType.QInt8, weight_type=QuantType.QInt8)
+        return onnx.load_model(str(dst))
