@@ -59,6 +59,11 @@ def compile_model(model_path: str | Path, out_dir: str | Path, options: CompileO
             refusal = str(why)  # stays per-layer; the report says why
     if options.inplace_depthwise:
         program = apply_inplace_depthwise(program, layers)  # depthwise output over its input
+    tuning = None
+    if options.tuning_records:  # `tvmc tune`'s best schedules instead of InlineKernels where recorded
+        from .tune.records import apply_records_file  # MetaSchedule: imported only when used
+
+        program, tuning = apply_records_file(program, per_layer, options.tuning_records, imported.path, board)
     backend = resolve_kernel_backend(options.kernels, board)
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
@@ -77,6 +82,8 @@ def compile_model(model_path: str | Path, out_dir: str | Path, options: CompileO
         layer_view = apply_inplace_depthwise(per_layer, layers, dry_run=True) if options.inplace_depthwise else per_layer
         report = compile_report(imported, options, board, backend, program, layer_view, layers, plan, elf,
                                 choice, refusal, kernels.workspace)
+        if tuning is not None:
+            report["tuning"] = tuning
         (staging / "report.json").write_text(json.dumps(report, indent=2) + "\n")
         if options.plot:  # MCUNetV2 Figure 1: bytes live per layer, per-layer vs patch
             patched = live_bytes(program, kernels.workspace) if program.stage is not None else None
