@@ -75,7 +75,9 @@ class InProcessBuilder(PyBuilder):
                 tvm.tirx.build(mod, target).write_to_file(str(out / "kernel.o"))
                 c_source = tvm.tirx.build(mod, tvm.target.Target({"kind": "c"})).inspect_source()
                 (out / "workspace.json").write_text(json.dumps(kernel_workspaces(c_source)))
-                return BuilderResult(str(out), None)
+                # A file in the candidate's own folder: MetaSchedule's RemoveBuildArtifact
+                # deletes the artifact's *parent* folder after measuring.
+                return BuilderResult(str(out / "kernel.o"), None)
             from tvm.support.tar import tar
 
             path = out / "candidate.tar"
@@ -120,8 +122,8 @@ class QemuRunner(PyRunner):
         return [count * 1e-9]
 
 
-def measure_kernel(board: Board, artifact: Path, args: list[tuple[tuple[int, ...], str]], timeout_s: float = 120.0) -> int:
-    """Instructions one call of the candidate in `artifact` takes on `board` (QEMU).
+def measure_kernel(board: Board, kernel_o: Path, args: list[tuple[tuple[int, ...], str]], timeout_s: float = 120.0) -> int:
+    """Instructions one call of the candidate object `kernel_o` takes on `board` (QEMU).
 
     A one-kernel program: every argument but the last is an input, the last its output, all
     in the arena (zeros in: the counts of these kernels do not depend on the data)."""
@@ -131,6 +133,7 @@ def measure_kernel(board: Board, artifact: Path, args: list[tuple[tuple[int, ...
     program = Program(kernels=tvm.IRModule({KERNEL: tvm.tirx.PrimFunc([], tvm.tirx.Evaluate(0))}),
                       calls=(KernelCall(KERNEL, tuple(names[:-1]), (names[-1],)),), tensors=tensors,
                       inputs=tuple(names[:-1]), outputs=(names[-1],), grouped=None, lowered=None)
+    artifact = kernel_o.parent  # the builder's folder for this candidate
     ws = json.loads((artifact / "workspace.json").read_text()).get(KERNEL, 0)
     from ..liveness import program_buffers
 
@@ -138,7 +141,7 @@ def measure_kernel(board: Board, artifact: Path, args: list[tuple[tuple[int, ...
     plan = plan_arena(program_buffers(program, workspace))
     src = artifact / "src"
     emitted = emit_model(program, plan, workspace, "tune", src)
-    elf = build_elf(board, list(emitted.files), [artifact / "kernel.o"], artifact / "kernel.elf", [src])
+    elf = build_elf(board, list(emitted.files), [kernel_o], artifact / "kernel.elf", [src])
     input_bytes = b"".join(bytes(tensors[n].nbytes) for n in names[:-1])
     result = run_elf(board, elf, input_bytes, tensors[names[-1]].nbytes, timeout_s=timeout_s)
     return result.count
