@@ -117,6 +117,8 @@ class Applied:
     workload_hash: str  # structural hash of the unscheduled kernel (the database key)
     scheduled_hash: str  # structural hash of the kernel as built
     run_secs: float  # the record's mean measured time (QEMU: instructions x 1e-9)
+    untuned_secs: float | None = None  # InlineKernels' schedule, measured the same way
+    used: bool = True  # False: the record was slower than InlineKernels, which was kept
 
 
 def best_schedule(database: Database, func) -> tuple[tvm.tirx.PrimFunc, float] | None:
@@ -133,8 +135,11 @@ def best_schedule(database: Database, func) -> tuple[tvm.tirx.PrimFunc, float] |
     return sch.mod["main"], sum(secs) / len(secs)
 
 
-def apply_records(program: Program, per_layer: Program, database: Database) -> tuple[Program, list[Applied]]:
-    """`program` with the tuned kernels scheduled from `database` instead of InlineKernels."""
+def apply_records(program: Program, per_layer: Program, database: Database,
+                  untuned: dict[str, float] | None = None) -> tuple[Program, list[Applied]]:
+    """`program` with the tuned kernels scheduled from `database` instead of InlineKernels;
+    `untuned` (workload hash -> InlineKernels' measured seconds) keeps the default schedule
+    wherever the best record is not faster."""
     tunable, _ = tunable_kernels(program, per_layer)
     kernels = dict(program.kernels.functions.items())
     applied = []
@@ -145,9 +150,12 @@ def apply_records(program: Program, per_layer: Program, database: Database) -> t
         if best is None:
             continue
         func = best[0].with_attr("global_symbol", gv.name_hint)
-        kernels[gv] = func
-        applied.append(Applied(gv.name_hint, str(tvm_ffi.structural_hash(task_module(tunable[gv.name_hint]))),
-                               str(tvm_ffi.structural_hash(func)), best[1]))
+        workload = str(tvm_ffi.structural_hash(task_module(tunable[gv.name_hint])))
+        base = (untuned or {}).get(workload)
+        used = base is None or best[1] < base
+        if used:
+            kernels[gv] = func
+        applied.append(Applied(gv.name_hint, workload, str(tvm_ffi.structural_hash(func)), best[1], base, used))
     return replace(program, kernels=tvm.IRModule(kernels)), applied
 
 
@@ -159,11 +167,12 @@ def apply_records_file(program: Program, per_layer: Program, path: str | Path, m
     """compile_model's hook: the program with `path`'s schedules applied, and report.json's
     "tuning" entry (which kernels got which schedule)."""
     doc, database = open_records(Path(path), model, board)
-    tuned, applied = apply_records(program, per_layer, database)
+    tuned, applied = apply_records(program, per_layer, database, doc.get("untuned_secs"))
     report = {
         "records": str(path),
         "sram_cap": doc.get("sram_cap"),
         "kernels": {a.kernel: {"workload_hash": a.workload_hash, "scheduled_hash": a.scheduled_hash,
-                               "run_secs": a.run_secs} for a in applied},
+                               "run_secs": a.run_secs, "untuned_secs": a.untuned_secs} for a in applied if a.used},
+        "kept_default": [a.kernel for a in applied if not a.used],
     }
     return tuned, report

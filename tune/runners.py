@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import tempfile
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -145,6 +146,32 @@ def measure_kernel(board: Board, kernel_o: Path, args: list[tuple[tuple[int, ...
     input_bytes = b"".join(bytes(tensors[n].nbytes) for n in names[:-1])
     result = run_elf(board, elf, input_bytes, tensors[names[-1]].nbytes, timeout_s=timeout_s)
     return result.count
+
+
+def measure_untuned(builder, runner, target, funcs: dict[str, tvm.tirx.PrimFunc]) -> dict[str, float]:
+    """Each kernel's InlineKernels schedule measured the way candidates are (name -> seconds),
+    so a record is applied only where it beats the default schedule."""
+    from tvm.s_tir.meta_schedule.arg_info import ArgInfo
+    from tvm.s_tir.meta_schedule.builder import BuilderInput
+    from tvm.s_tir.meta_schedule.runner import RunnerInput
+
+    names = list(funcs)
+    mods = [tvm.IRModule({"main": funcs[n].with_attr("global_symbol", "main")}) for n in names]
+    built = builder.build([BuilderInput(m, target) for m in mods])
+    inputs, keep = [], []
+    for n, m, b in zip(names, mods, built):
+        if b.error_msg is None:
+            inputs.append(RunnerInput(b.artifact_path, "cpu", ArgInfo.from_prim_func(m["main"])))
+            keep.append(n)
+    out = {}
+    for n, inp, fut in zip(keep, inputs, runner.run(inputs)):
+        r = fut.result()
+        if r.error_msg is None and r.run_secs:
+            out[n] = sum(float(x) for x in r.run_secs) / len(r.run_secs)
+        folder = Path(inp.artifact_path).parent
+        if folder.name.startswith("tvmp-cand-"):
+            shutil.rmtree(folder, ignore_errors=True)
+    return out
 
 
 def host_runner() -> LocalRunner:

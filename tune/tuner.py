@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import tvm
+import tvm_ffi
 from tvm.ir.utils import derived_object
 from tvm.s_tir import meta_schedule as ms
 from tvm.s_tir.meta_schedule.measure_callback import PyMeasureCallback
@@ -39,7 +40,7 @@ from .records import (
     unpack_database,
     write_records,
 )
-from .runners import make_runner, tuning_target
+from .runners import make_runner, measure_untuned, tuning_target
 from .space import design_space, search_strategy
 from .tasks import TaskSet, TuneError, extract_tasks
 
@@ -112,6 +113,18 @@ def _without_tensor_intrinsics():
             del sys.modules[name]
 
 
+@contextlib.contextmanager
+def _quiet(verbose: bool):
+    log = logging.getLogger("tvm.s_tir.meta_schedule")
+    old = log.level
+    if not verbose:
+        log.setLevel(logging.WARNING)
+    try:
+        yield
+    finally:
+        log.setLevel(old)
+
+
 def _logger(work_dir: Path, name: str) -> logging.Logger:
     log = logging.getLogger(f"tvm_patch.tune.{name}")
     log.handlers.clear()
@@ -137,10 +150,6 @@ def tune_model(model_path: str | Path, options: CompileOptions, settings: TuneSe
     names = [t.name for t in taskset.tasks]
     unit = "instructions" if settings.runner == "qemu" and not settings.rpc_tracker else "seconds"
     progress = ProgressCallback(names, settings.trials, rejections, unit)
-    ms_log = logging.getLogger("tvm.s_tir.meta_schedule")
-    old_level = ms_log.level
-    if not settings.verbose:
-        ms_log.setLevel(logging.WARNING)
     with tempfile.TemporaryDirectory(prefix="tvmp-tune-") as tmp, _without_tensor_intrinsics():
         work = Path(tmp)
         database = unpack_database(previous or {}, work / "db")
@@ -153,7 +162,7 @@ def tune_model(model_path: str | Path, options: CompileOptions, settings: TuneSe
                 search_strategy=search_strategy(settings.population), task_name=task.name,
                 rand_state=settings.seed + i, num_threads=1, logger=_logger(work, task.name),
             ).clone())
-        try:
+        with _quiet(settings.verbose):
             ms.tune_tasks(
                 tasks=contexts, task_weights=[t.weight for t in taskset.tasks], work_dir=str(work),
                 max_trials_global=settings.trials, num_trials_per_iter=settings.trials_per_iter,
@@ -161,10 +170,12 @@ def tune_model(model_path: str | Path, options: CompileOptions, settings: TuneSe
                 measure_callbacks=[*ms.MeasureCallback.create("default"), progress],
                 task_scheduler="gradient",
             )
-        finally:
-            progress.bar.done()
-            ms_log.setLevel(old_level)
-        tuned, applied = apply_records(taskset.program, taskset.per_layer, database)
+        progress.bar.done()
+        with _quiet(settings.verbose):
+            base = measure_untuned(builder, runner, target, {t.name: taskset.per_layer.kernels[t.name] for t in taskset.tasks})
+        untuned = {str(tvm_ffi.structural_hash(t.module)): base[t.name] for t in taskset.tasks if t.name in base}
+        header["untuned_secs"] = untuned
+        tuned, applied = apply_records(taskset.program, taskset.per_layer, database, untuned)
         tuned_arena = arena_size(tuned)
         if options.sram_cap is not None and tuned_arena > options.sram_cap:
             raise TuneError(f"the tuned program's arena is {tuned_arena:,} B, over --sram-cap {options.sram_cap:,} B "

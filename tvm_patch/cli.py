@@ -85,7 +85,9 @@ def _tune(args: argparse.Namespace) -> int:
         + (f" (resumed from {s.resumed_records} records)" if s.resumed_records else "")
     )
     for a in s.applied:
-        print(f"  {a.kernel}: best {unit(a.run_secs)}")
+        base = f", untuned {unit(a.untuned_secs)}" if a.untuned_secs is not None else ""
+        kept = "" if a.used else " (slower: InlineKernels kept)"
+        print(f"  {a.kernel}: best {unit(a.run_secs)}{base}{kept}")
     for name, why in s.skipped.items():
         print(f"  {name}: not tuned ({why})")
     return 0
