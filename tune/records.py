@@ -95,6 +95,12 @@ def _target_text(t) -> str:
     return f"{t.get('board')} ({llvm.get('mcpu', 'host')})"
 
 
+def recorded_grid(path: str | Path) -> tuple[int, int] | None:
+    """The patch grid the records were tuned on (None: not a patch build)."""
+    grid = read_records(Path(path)).get("patch_grid")
+    return (int(grid[0]), int(grid[1])) if grid else None
+
+
 def unpack_database(doc: dict, database_dir: Path) -> JSONDatabase:
     """Write the bundle's entries back as a JSONDatabase folder (MetaSchedule reads it)."""
     database_dir.mkdir(parents=True, exist_ok=True)

@@ -17,7 +17,7 @@ import sys
 import tempfile
 import time
 import types
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import tvm
@@ -31,6 +31,7 @@ from ..options import CompileOptions
 from ..progress import Progress
 from ..targets.arena import plan_arena
 from ..targets.workspace import kernel_workspaces
+from .grid import search_grid
 from .postproc import Rejections, SramCap
 from .records import (
     apply_records,
@@ -55,6 +56,7 @@ class TuneSettings:
     population: int = 64
     seed: int = 0
     verbose: bool = False
+    grid_search: bool = True  # with --pass patch and no --patches: measure grids, keep the fastest
 
 
 @dataclass
@@ -71,6 +73,7 @@ class TuneSummary:
     seconds: float
     resumed_records: int = 0
     applied: list = field(default_factory=list)
+    grid: object = None  # grid.GridChoice when the patch grid was searched
 
 
 @derived_object
@@ -137,9 +140,18 @@ def _logger(work_dir: Path, name: str) -> logging.Logger:
 def tune_model(model_path: str | Path, options: CompileOptions, settings: TuneSettings, out: str | Path) -> TuneSummary:
     start = time.monotonic()
     out = Path(out)
+    grid = None
+    if options.schedule == "patch" and options.patches is None and settings.grid_search:
+        grid = search_grid(model_path, options, settings.runner)  # a whole-program choice, first
+        options = replace(options, patches=grid.grid)
     taskset = extract_tasks(model_path, options)
     header = header_for(taskset.model, taskset.board, sram_cap=options.sram_cap, schedule=options.schedule,
                         runner="rpc" if settings.rpc_tracker else settings.runner)
+    if options.schedule == "patch" and options.patches is not None:
+        header["patch_grid"] = list(options.patches)
+    if grid is not None:
+        header["patch_grid_costs"] = {"unit": grid.unit, **grid.costs}
+        header["patch_grid_refused"] = grid.refused
     previous = None
     if out.exists():
         previous = read_records(out)
@@ -182,7 +194,7 @@ def tune_model(model_path: str | Path, options: CompileOptions, settings: TuneSe
                             "(the cap postprocessor's budget was exceeded by the arena planner's packing)")
         write_records(out, header, work / "db")
     return TuneSummary(out, names, taskset.skipped, progress.trials, rejections.total, progress.best,
-                       taskset.untuned_arena, tuned_arena, options.sram_cap, time.monotonic() - start, resumed, applied)
+                       taskset.untuned_arena, tuned_arena, options.sram_cap, time.monotonic() - start, resumed, applied, grid)
 
 
 def arena_size(program) -> int:

@@ -61,7 +61,7 @@ def _compile(args: argparse.Namespace) -> int:
 
 def _tune(args: argparse.Namespace) -> int:
     from .frontend import parse_input_shapes
-    from .options import CompileOptions, parse_bytes
+    from .options import CompileOptions, parse_bytes, parse_grid
     from .tune.tuner import TuneSettings, tune_model
 
     options = CompileOptions(
@@ -70,6 +70,7 @@ def _tune(args: argparse.Namespace) -> int:
         input_shapes=parse_input_shapes(args.input_shapes),
         desired_layout=args.desired_layout,
         sram_cap=parse_bytes(args.sram_cap) if args.sram_cap else None,
+        patches=parse_grid(args.patches),
     )
     if args.trials < 1:
         raise TvmPatchError(f"--trials {args.trials}: use a positive number")
@@ -84,12 +85,20 @@ def _tune(args: argparse.Namespace) -> int:
         f"{s.tuned_arena:,} B tuned -> {s.records}"
         + (f" (resumed from {s.resumed_records} records)" if s.resumed_records else "")
     )
+    if s.grid is not None:
+        g = s.grid
+        costs = ", ".join(f"{k}: {v:,.0f}" if g.unit == "instructions" else f"{k}: {v * 1e3:.2f} ms" for k, v in g.costs.items())
+        refused = "".join(f"; {k} refused ({v})" for k, v in g.refused.items())
+        print(f"  patch grid {g.grid[0]}x{g.grid[1]}, the fastest measured ({costs}{refused})")
     for a in s.applied:
         base = f", untuned {unit(a.untuned_secs)}" if a.untuned_secs is not None else ""
         kept = "" if a.used else " (slower: InlineKernels kept)"
         print(f"  {a.kernel}: best {unit(a.run_secs)}{base}{kept}")
+    reasons: dict[str, list[str]] = {}
     for name, why in s.skipped.items():
-        print(f"  {name}: not tuned ({why})")
+        reasons.setdefault(why, []).append(name)
+    for why, names in reasons.items():
+        print(f"  not tuned, {why}: {len(names)} kernels ({', '.join(sorted(names)[:4])}{', ...' if len(names) > 4 else ''})")
     return 0
 
 
@@ -184,6 +193,8 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--pass", dest="pass_name", choices=["none", "patch"], default="none",
                    help="tune the kernels of the patch build (the patch stage itself keeps its schedule)")
     t.add_argument("--sram-cap", help="SRAM budget for the whole arena; candidates over it are rejected")
+    t.add_argument("--patches", default="auto",
+                   help="with --pass patch: auto (measure 1x1..4x4 grids, keep the fastest), N or NxM")
     t.add_argument("--trials", type=int, default=64, help="measured candidates over all kernels (default 64)")
     t.add_argument("--trials-per-iter", type=int, default=8, help="candidates per search round (default 8)")
     t.add_argument("--runner", choices=["host", "qemu"], default="host",

@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import shutil
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from .errors import ArenaTooLarge
@@ -43,6 +43,12 @@ class CompileResult:
 
 def compile_model(model_path: str | Path, out_dir: str | Path, options: CompileOptions) -> CompileResult:
     out_dir = Path(out_dir)
+    if options.tuning_records and options.schedule == "patch" and options.patches is None:
+        from .tune.records import (
+            recorded_grid,  # the grid `tvmc tune --pass patch` measured fastest
+        )
+
+        options = replace(options, patches=recorded_grid(options.tuning_records))
     board = board_for(options.target)
     require_tools(board)
     imported = load_model(model_path, options.input_shapes)  # ONNX/TFLite -> Relax, constants folded

@@ -102,3 +102,22 @@ def test_untuned_arena_over_the_cap_is_refused(chain):
 
     with pytest.raises(TuneError, match="over --sram-cap 1,024 B"):
         extract_tasks(chain, CompileOptions(target="host", sram_cap=1024))
+
+
+@pytest.mark.slow
+def test_patch_grid_is_searched_recorded_and_reused(tmp_path):
+    from tvm_patch.tune.grid import search_grid
+    from tvm_patch.tune.tuner import TuneSettings, tune_model
+
+    model = zoo.save(zoo.conv_chain([zoo.ConvSpec(8, stride=2), zoo.ConvSpec(8), zoo.ConvSpec(8)], 3, 16), tmp_path / "c.onnx")
+    options = CompileOptions(target="host", schedule="patch", split=2)
+    choice = search_grid(model, options, "host", grids=((1, 1), (2, 2)))
+    assert set(choice.costs) | set(choice.refused) == {"1x1", "2x2"} and choice.grid in ((1, 1), (2, 2))
+
+    records = tmp_path / "records.json"
+    s = tune_model(model, CompileOptions(target="host", schedule="patch", split=2, patches=(2, 2)),
+                   TuneSettings(trials=4, trials_per_iter=4), records)
+    assert json.loads(records.read_text())["patch_grid"] == [2, 2] and s.grid is None  # given, not searched
+    built = compile_model(model, tmp_path / "o", CompileOptions(target="host", schedule="patch", split=2,
+                                                                tuning_records=str(records)))
+    assert built.report["patch_stages"][0]["grid"] == [2, 2]
