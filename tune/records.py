@@ -25,7 +25,7 @@ from tvm.s_tir.meta_schedule.database import Database, JSONDatabase
 from ..errors import TvmPatchError
 from ..lower import Program
 from ..targets.boards import Board
-from .tasks import file_sha256, task_module, tunable_kernels
+from .tasks import file_sha256, kernel_budgets, task_module, tunable_kernels
 
 FORMAT = "tvm-patch/tuning-records/1"
 WORKLOADS = "database_workload.json"
@@ -127,32 +127,38 @@ class Applied:
     used: bool = True  # False: the record was slower than InlineKernels, which was kept
 
 
-def best_schedule(database: Database, func) -> tuple[tvm.tirx.PrimFunc, float] | None:
-    """The unscheduled kernel with the database's fastest trace replayed, or None."""
+def best_schedule(database: Database, func, budget: int | None = None) -> tuple[tvm.tirx.PrimFunc, float] | None:
+    """The unscheduled kernel with the database's fastest trace replayed whose workspace fits
+    `budget` (records of an earlier run under a larger cap may not), or None."""
+    from .postproc import workspace_bytes
+
     mod = task_module(func)
     if not database.has_workload(mod):
         return None
-    top = database.get_top_k(database.commit_workload(mod), 1)
-    if not top:
-        return None
-    sch = Schedule(mod)
-    top[0].trace.apply_to_schedule(sch, remove_postproc=False)
-    secs = [float(s) for s in top[0].run_secs]
-    return sch.mod["main"], sum(secs) / len(secs)
+    for record in database.get_top_k(database.commit_workload(mod), 64):
+        sch = Schedule(mod)
+        record.trace.apply_to_schedule(sch, remove_postproc=False)
+        if budget is not None and workspace_bytes(sch.mod) > budget:
+            continue
+        secs = [float(s) for s in record.run_secs]
+        return sch.mod["main"], sum(secs) / len(secs)
+    return None
 
 
 def apply_records(program: Program, per_layer: Program, database: Database,
-                  untuned: dict[str, float] | None = None) -> tuple[Program, list[Applied]]:
+                  untuned: dict[str, float] | None = None, sram_cap: int | None = None) -> tuple[Program, list[Applied]]:
     """`program` with the tuned kernels scheduled from `database` instead of InlineKernels;
     `untuned` (workload hash -> InlineKernels' measured seconds) keeps the default schedule
-    wherever the best record is not faster."""
+    wherever the best record is not faster; with `sram_cap`, only records whose workspace
+    fits the kernel's budget count."""
     tunable, _ = tunable_kernels(program, per_layer)
+    budgets = kernel_budgets(program, sram_cap) if sram_cap is not None else {}
     kernels = dict(program.kernels.functions.items())
     applied = []
     for gv in list(kernels):
         if gv.name_hint not in tunable:
             continue
-        best = best_schedule(database, tunable[gv.name_hint])
+        best = best_schedule(database, tunable[gv.name_hint], budgets.get(gv.name_hint))
         if best is None:
             continue
         func = best[0].with_attr("global_symbol", gv.name_hint)
@@ -173,7 +179,7 @@ def apply_records_file(program: Program, per_layer: Program, path: str | Path, m
     """compile_model's hook: the program with `path`'s schedules applied, and report.json's
     "tuning" entry (which kernels got which schedule)."""
     doc, database = open_records(Path(path), model, board)
-    tuned, applied = apply_records(program, per_layer, database, doc.get("untuned_secs"))
+    tuned, applied = apply_records(program, per_layer, database, doc.get("untuned_secs"), doc.get("sram_cap"))
     report = {
         "records": str(path),
         "sram_cap": doc.get("sram_cap"),

@@ -117,15 +117,25 @@ def tunable_kernels(program: Program, per_layer: Program) -> tuple[dict[str, tir
     return tunable, skipped
 
 
+def kernel_steps(program: Program) -> dict[str, list[int]]:
+    at: dict[str, list[int]] = {}
+    for i, step in enumerate(program_steps(program)):
+        for k in step.kernels:
+            at.setdefault(k, []).append(i)
+    return at
+
+
+def kernel_budgets(program: Program, cap: int) -> dict[str, int]:
+    """Kernel -> workspace bytes it may allocate: the cap minus the arena bytes live at its
+    steps without any workspace (the smallest over its steps)."""
+    live = live_per_step(program_buffers(program, {}))
+    return {k: min(cap - live.get(i, 0) for i in steps) for k, steps in kernel_steps(program).items()}
+
+
 def extract_tasks(model_path: str | Path, options: CompileOptions) -> TaskSet:
     path, per_layer, program, board = front_end(model_path, options)
     tunable, skipped = tunable_kernels(program, per_layer)
-    steps = program_steps(program)
-    at: dict[str, list[int]] = {}
-    for i, step in enumerate(steps):
-        for k in step.kernels:
-            at.setdefault(k, []).append(i)
-    live = live_per_step(program_buffers(program, {}))
+    at = kernel_steps(program)
     c_source = tvm.tirx.build(program.kernels, tvm.target.Target({"kind": "c"})).inspect_source()
     untuned = plan_arena(program_buffers(program, step_workspaces(program, kernel_workspaces(c_source)))).size
     cap = options.sram_cap
@@ -134,14 +144,14 @@ def extract_tasks(model_path: str | Path, options: CompileOptions) -> TaskSet:
             f"{path.name}: the untuned program's arena is {untuned:,} B, over --sram-cap {cap:,} B; "
             "tuning only re-schedules kernels, it cannot shrink the tensors (try --pass patch)"
         )
+    budgets = kernel_budgets(program, cap) if cap is not None else {}
     tasks = []
     for name, func in sorted(tunable.items(), key=lambda kv: min(at.get(kv[0], [0]))):
         where = tuple(at.get(name, ()))
         if not where:
             skipped[name] = "never called"
             continue
-        budget = None if cap is None else min(cap - live.get(i, 0) for i in where)
-        tasks.append(TuneTask(name, func, where, budget))
+        tasks.append(TuneTask(name, func, where, budgets.get(name)))
     if not tasks:
         raise TuneError(f"{path.name}: no kernel can be tuned ({'; '.join(f'{k}: {v}' for k, v in skipped.items())})")
     return TaskSet(path, file_sha256(path), board, program, per_layer, tasks, skipped, untuned)

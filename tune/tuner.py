@@ -187,7 +187,7 @@ def tune_model(model_path: str | Path, options: CompileOptions, settings: TuneSe
             base = measure_untuned(builder, runner, target, {t.name: taskset.per_layer.kernels[t.name] for t in taskset.tasks})
         untuned = {str(tvm_ffi.structural_hash(t.module)): base[t.name] for t in taskset.tasks if t.name in base}
         header["untuned_secs"] = untuned
-        tuned, applied = apply_records(taskset.program, taskset.per_layer, database, untuned)
+        tuned, applied = apply_records(taskset.program, taskset.per_layer, database, untuned, options.sram_cap)
         tuned_arena = arena_size(tuned)
         if options.sram_cap is not None and tuned_arena > options.sram_cap:
             raise TuneError(f"the tuned program's arena is {tuned_arena:,} B, over --sram-cap {options.sram_cap:,} B "

@@ -75,6 +75,16 @@ def test_tune_under_cap_records_reproduce_and_resume(chain, tmp_path):
     assert again.resumed_records == before
     assert len(json.loads(records.read_text())["records"]) > before
 
+    # Records tuned under this cap, applied under a tighter one, keep to the tighter one.
+    from tvm_patch.tune.records import apply_records
+    from tvm_patch.tune.tuner import arena_size
+
+    tight = untuned.report["peak_sram_bytes"]
+    ts = extract_tasks(chain, CompileOptions(target="host"))
+    _, database = open_records(records, chain, board_for("host"))
+    program, _ = apply_records(ts.program, ts.per_layer, database, None, tight)
+    assert arena_size(program) <= tight
+
 
 def test_tasks_are_the_untouched_kernels_with_budgets(chain):
     from tvm_patch.tune.tasks import extract_tasks
