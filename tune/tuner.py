@@ -43,7 +43,7 @@ from .records import (
 )
 from .runners import make_runner, measure_untuned, tuning_target
 from .space import design_space, search_strategy
-from .tasks import TaskSet, TuneError, extract_tasks
+from .tasks import TuneError, extract_tasks
 
 
 @dataclass(frozen=True)
@@ -203,4 +203,4 @@ def arena_size(program) -> int:
     return plan_arena(program_buffers(program, step_workspaces(program, kernel_workspaces(c_source)))).size
 
 
-__all__ = ["TaskSet", "TuneSettings", "TuneSummary", "tune_model"]
+__all__ = ["TuneSettings", "TuneSummary", "tune_model"]

@@ -44,11 +44,9 @@ class CompileResult:
 def compile_model(model_path: str | Path, out_dir: str | Path, options: CompileOptions) -> CompileResult:
     out_dir = Path(out_dir)
     if options.tuning_records and options.schedule == "patch" and options.patches is None:
-        from .tune.records import (
-            recorded_grid,  # the grid `tvmc tune --pass patch` measured fastest
-        )
+        from .tune.records import recorded_grid
 
-        options = replace(options, patches=recorded_grid(options.tuning_records))
+        options = replace(options, patches=recorded_grid(options.tuning_records))  # `tvmc tune`'s fastest grid
     board = board_for(options.target)
     require_tools(board)
     imported = load_model(model_path, options.input_shapes)  # ONNX/TFLite -> Relax, constants folded
