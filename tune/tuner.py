@@ -91,6 +91,7 @@ class ProgressCallback(PyMeasureCallback):
         name = self.names[task_id]
         for r in runner_results:
             self.trials += 1
+            self.bar.total = max(self.bar.total, self.trials)  # the last round may overshoot --trials
             if r.error_msg is None and r.run_secs:
                 t = sum(float(s) for s in r.run_secs) / len(r.run_secs)
                 self.best[name] = min(self.best.get(name, t), t)
