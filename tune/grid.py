@@ -1,8 +1,9 @@
 """The patch grid as a tuning choice (issue 4, item 2): measure each feasible grid, keep the fastest.
 
 A grid changes the whole program (the stage's windows, halos, scratch and every budget
-after it), not one kernel's schedule, so each candidate grid is compiled as `tvmc compile
---pass patch --patches NxN` would compile it and measured whole: QEMU instruction count with
+after it), not one kernel's schedule, so each candidate grid (the planner's own choice under
+the cap, then 1x1..4x4) is compiled as `tvmc compile --pass patch --patches NxM` would
+compile it and measured whole: QEMU instruction count with
 `--runner qemu`, host time otherwise. Grids the planner refuses under the cap are skipped,
 with the reason. The winner goes into the records header (`patch_grid`) and `tvmc compile
 --pass patch --tuning-records` uses it unless --patches is given; the kernels are then tuned
@@ -33,7 +34,8 @@ class GridChoice:
     unit: str
 
 
-def search_grid(model: str | Path, options: CompileOptions, runner: str, grids=GRIDS) -> GridChoice:
+def search_grid(model: str | Path, options: CompileOptions, runner: str, grids=GRIDS, planner: bool = True) -> GridChoice:
+    """Measure the planner's own grid (with `planner`) and each of `grids`; keep the fastest."""
     from ..compile import compile_model
     from ..run import run_compiled
 
@@ -43,20 +45,27 @@ def search_grid(model: str | Path, options: CompileOptions, runner: str, grids=G
     refused: dict[str, str] = {}
     tmp = Path(tempfile.mkdtemp(prefix="tvmp-grid-"))
     try:
-        for nh, nw in grids:
-            key = f"{nh}x{nw}"
+        for grid in ([None] if planner else []) + list(grids):
+            key = "planner" if grid is None else f"{grid[0]}x{grid[1]}"
             try:
-                built = compile_model(model, tmp / key, replace(options, patches=(nh, nw), tuning_records=None))
+                built = compile_model(model, tmp / key, replace(options, patches=grid, tuning_records=None))
             except TvmPatchError as why:
                 refused[key] = str(why).splitlines()[0]
                 continue
             stages = built.report.get("patch_stages", [])
-            if not stages or tuple(stages[0]["grid"]) != (nh, nw):
+            if not stages or (grid is not None and tuple(stages[0]["grid"]) != grid):
                 refused[key] = built.report.get("patch_refused", "no patch stage with this grid")
                 continue
-            runs = [run_compiled(tmp / key, device=device).report[unit] for _ in range(1 if device == "qemu" else 3)]
+            if grid is None:  # the planner's choice under the cap, measured under its own name
+                key = "{}x{}".format(*stages[0]["grid"])
+                if key in costs:
+                    continue
+            if key in costs:
+                continue
+            out = built.out_dir
+            runs = [run_compiled(out, device=device).report[unit] for _ in range(1 if device == "qemu" else 3)]
             costs[key] = sorted(runs)[len(runs) // 2]
-            shutil.rmtree(tmp / key, ignore_errors=True)
+            shutil.rmtree(out, ignore_errors=True)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     if not costs:

@@ -194,7 +194,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="tune the kernels of the patch build (the patch stage itself keeps its schedule)")
     t.add_argument("--sram-cap", help="SRAM budget for the whole arena; candidates over it are rejected")
     t.add_argument("--patches", default="auto",
-                   help="with --pass patch: auto (measure 1x1..4x4 grids, keep the fastest), N or NxM")
+                   help="with --pass patch: auto (measure the planner's grid and 1x1..4x4, keep the fastest), N or NxM")
     t.add_argument("--trials", type=int, default=64, help="measured candidates over all kernels (default 64)")
     t.add_argument("--trials-per-iter", type=int, default=8, help="candidates per search round (default 8)")
     t.add_argument("--runner", choices=["host", "qemu"], default="host",
