@@ -285,3 +285,12 @@ def plan_arena(buffers: Sequence[Buffer], alignment: int = 16) -> ArenaPlan:
     offset_of = {m.name: offsets[i] for i, (members, _) in enumerate(blocks) for m in members}
     placements = tuple(Placement(b, offset_of[b.name]) for b in buffers)
     return ArenaPlan(placements, size, lower_bound, algorithm, alignment)
+
+
+def live_per_step(buffers: Sequence[Buffer], alignment: int = 16) -> dict[int, int]:
+    """Aligned bytes live at each step (in-place pairs counted once): the lower bound's terms."""
+    live: dict[int, int] = {}
+    for _, size, first, last in _blocks(buffers, alignment):
+        for step in range(first, last + 1):
+            live[step] = live.get(step, 0) + size
+    return live

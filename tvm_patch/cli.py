@@ -1,4 +1,4 @@
-"""`tvmc`: the classic TVM command line, rebuilt on this backend (compile, run)."""
+"""`tvmc`: the classic TVM command line, rebuilt on this backend (compile, run, tune)."""
 
 from __future__ import annotations
 
@@ -30,6 +30,7 @@ def _compile(args: argparse.Namespace) -> int:
         split=None if args.split in (None, "auto") else _positive(args.split, "--split"),
         exclude_input=args.exclude_input,
         plot=bool(args.plot),
+        tuning_records=args.tuning_records,
     )
     result = compile_model(args.model, args.output, options)
     r = result.report
@@ -54,6 +55,51 @@ def _compile(args: argparse.Namespace) -> int:
         )
     if "patch_refused" in r:
         print(f"  patch pass refused: {r['patch_refused']}")
+    if "tuning" in r:
+        print(f"  tuned schedules from {args.tuning_records}: {len(r['tuning']['kernels'])} kernels")
+    return 0
+
+
+def _tune(args: argparse.Namespace) -> int:
+    from .frontend import parse_input_shapes
+    from .options import CompileOptions, parse_bytes, parse_grid
+    from .tune.tuner import TuneSettings, tune_model
+
+    options = CompileOptions(
+        target=args.target,
+        schedule="patch" if args.pass_name == "patch" else "layer",
+        input_shapes=parse_input_shapes(args.input_shapes),
+        desired_layout=args.desired_layout,
+        sram_cap=parse_bytes(args.sram_cap) if args.sram_cap else None,
+        patches=parse_grid(args.patches),
+    )
+    if args.trials < 1:
+        raise TvmPatchError(f"--trials {args.trials}: use a positive number")
+    settings = TuneSettings(trials=args.trials, runner=args.runner, rpc_tracker=args.rpc_tracker, rpc_key=args.rpc_key,
+                            trials_per_iter=min(args.trials, args.trials_per_iter), seed=args.seed, verbose=args.verbose)
+    s = tune_model(args.model, options, settings, args.output)
+    unit = (lambda t: f"{t * 1e9:,.0f} instr") if args.runner == "qemu" and not args.rpc_tracker else (lambda t: f"{t * 1e6:,.1f} us")
+    cap = f"--sram-cap {s.sram_cap:,} B" if s.sram_cap is not None else "no cap"
+    print(
+        f"tuned {Path(args.model).name}: {s.trials} trials over {len(s.tasks)} kernels in {s.seconds:.0f} s, "
+        f"{s.rejected} candidates over the cap rejected ({cap}); arena {s.untuned_arena:,} B untuned, "
+        f"{s.tuned_arena:,} B tuned -> {s.records}"
+        + (f" (resumed from {s.resumed_records} records)" if s.resumed_records else "")
+    )
+    if s.grid is not None:
+        g = s.grid
+        costs = ", ".join(f"{k}: {v:,.0f}" if g.unit == "instructions" else f"{k}: {v * 1e3:.2f} ms" for k, v in g.costs.items())
+        refused = "".join(f"; {k} refused ({v})" for k, v in g.refused.items())
+        print(f"  patch grid {g.grid[0]}x{g.grid[1]}, the fastest measured ({costs}{refused})")
+    for a in s.applied:
+        base = f", untuned {unit(a.untuned_secs)}" if a.untuned_secs is not None else ""
+        kept = "" if a.used else " (slower: InlineKernels kept)"
+        print(f"  {a.kernel}: best {unit(a.run_secs)}{base}{kept}")
+    reasons: dict[str, list[str]] = {}
+    for name, why in s.skipped.items():
+        reasons.setdefault(why, []).append(name)
+    for why, names in reasons.items():
+        print(f"  not tuned, {why}: {len(names)} kernels ({', '.join(sorted(names)[:4])}{', ...' if len(names) > 4 else ''})")
     return 0
 
 
@@ -138,7 +184,29 @@ def build_parser() -> argparse.ArgumentParser:
                    help="plan patches (and --sram-cap) for the arena without the model input, as MCUNetV2 "
                         "counts; the built arena still holds the input and the report gives both")
     c.add_argument("--plot", metavar="PNG", help="draw bytes live per layer, per-layer vs patch, with the cap")
+    c.add_argument("--tuning-records", metavar="JSON", help="apply `tvmc tune -o` records (same model and target)")
     c.set_defaults(func=_compile)
+
+    t = sub.add_parser("tune", help="tune the model's kernels with MetaSchedule under an SRAM cap")
+    t.add_argument("model", help="model.onnx or model.tflite")
+    t.add_argument("--target", default="cortex-m4", help=f"{TARGETS} (default cortex-m4)")
+    t.add_argument("-o", "--output", required=True, help="records.json to write (continued if it exists)")
+    t.add_argument("--pass", dest="pass_name", choices=["none", "patch"], default="none",
+                   help="tune the kernels of the patch build (the patch stage itself keeps its schedule)")
+    t.add_argument("--sram-cap", help="SRAM budget for the whole arena; candidates over it are rejected")
+    t.add_argument("--patches", default="auto",
+                   help="with --pass patch: auto (measure the planner's grid and 1x1..4x4, keep the fastest), N or NxM")
+    t.add_argument("--trials", type=int, default=64, help="measured candidates over all kernels (default 64)")
+    t.add_argument("--trials-per-iter", type=int, default=8, help="candidates per search round (default 8)")
+    t.add_argument("--runner", choices=["host", "qemu"], default="host",
+                   help="host: LLVM on this machine (a quick proxy); qemu: instruction counts on the board")
+    t.add_argument("--rpc-tracker", metavar="HOST:PORT", help="measure on TVM RPC servers registered at this tracker")
+    t.add_argument("--rpc-key", help="the RPC servers' key")
+    t.add_argument("--input-shapes", help="static input shapes, e.g. 'input:[1,3,224,224]'")
+    t.add_argument("--desired-layout", choices=["NCHW", "NHWC"], help="convert conv2d layouts")
+    t.add_argument("--seed", type=int, default=0, help="search seed")
+    t.add_argument("-v", "--verbose", action="store_true", help="MetaSchedule's own log on the console")
+    t.set_defaults(func=_tune)
 
     r = sub.add_parser("run", help="run a compiled OUT on the host or in QEMU")
     r.add_argument("out", help="folder written by tvmc compile")

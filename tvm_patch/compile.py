@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import shutil
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from .errors import ArenaTooLarge
@@ -44,6 +44,10 @@ class CompileResult:
 
 def compile_model(model_path: str | Path, out_dir: str | Path, options: CompileOptions) -> CompileResult:
     out_dir = Path(out_dir)
+    if options.tuning_records and options.schedule == "patch" and options.patches is None:
+        from .tune.records import recorded_grid
+
+        options = replace(options, patches=recorded_grid(options.tuning_records))  # `tvmc tune`'s fastest grid
     board = board_for(options.target)
     require_tools(board)
     imported = load_model(model_path, options.input_shapes)  # ONNX/TFLite -> Relax, constants folded
@@ -60,6 +64,11 @@ def compile_model(model_path: str | Path, out_dir: str | Path, options: CompileO
             program, choice, refusal = per_layer, None, str(why)  # stays per-layer; the report says why
     if options.inplace_depthwise:
         program = apply_inplace_depthwise(program, layers)  # depthwise output over its input
+    tuning = None
+    if options.tuning_records:  # `tvmc tune`'s best schedules instead of InlineKernels where recorded
+        from .tune.records import apply_records_file  # MetaSchedule: imported only when used
+
+        program, tuning = apply_records_file(program, per_layer, options.tuning_records, imported.path, board)
     backend = resolve_kernel_backend(options.kernels, board)
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
@@ -78,6 +87,8 @@ def compile_model(model_path: str | Path, out_dir: str | Path, options: CompileO
         layer_view = apply_inplace_depthwise(per_layer, layers, dry_run=True) if options.inplace_depthwise else per_layer
         report = compile_report(imported, options, board, backend, program, layer_view, layers, plan, elf,
                                 choice, refusal, kernels.workspace)
+        if tuning is not None:
+            report["tuning"] = tuning
         (staging / "report.json").write_text(json.dumps(report, indent=2) + "\n")
         if options.plot:  # MCUNetV2 Figure 1: bytes live per layer, per-layer vs patch
             patched = live_bytes(program, kernels.workspace) if program.stage is not None else None

@@ -50,7 +50,23 @@ def build_kernels(program: Program, board: Board, backend: str, out_dir: Path) -
     workspace = kernel_workspaces(c_source)
     if backend == "c":
         return Kernels("c", sources=[c_path], workspace=workspace)
-    obj = out_dir / "kernels.o"
-    target = board.llvm_target or {"kind": "llvm"}
-    tvm.tirx.build(program.kernels, tvm.target.Target(target)).write_to_file(str(obj))
-    return Kernels("llvm", objects=[obj], workspace=workspace)
+    target = tvm.target.Target(board.llvm_target or {"kind": "llvm"})
+    objects = []
+    for suffix, group in _alias_groups(program.kernels):
+        obj = out_dir / f"kernels{suffix}.o"
+        tvm.tirx.build(group, target).write_to_file(str(obj))
+        objects.append(obj)
+    return Kernels("llvm", objects=objects, workspace=workspace)
+
+
+def _alias_groups(kernels: tvm.IRModule) -> list[tuple[str, tvm.IRModule]]:
+    """The kernels that may alias (in place: `tirx.noalias` False) apart from the rest.
+
+    TVM's LLVM codegen drops `noalias` from every function of a module as soon as one
+    function in it may alias (and stops splitting out the `_compute_` body): measured on VWW
+    int8, one tuned conv kernel ran 5.58 M instructions built beside the in-place kernels and
+    2.97 M built without them."""
+    split: dict[bool, dict] = {True: {}, False: {}}
+    for gv, func in kernels.functions.items():
+        split[bool(func.attrs.get("tirx.noalias", True)) if func.attrs is not None else True][gv] = func
+    return [(suffix, tvm.IRModule(split[key])) for key, suffix in ((True, ""), (False, "_inplace")) if split[key]]

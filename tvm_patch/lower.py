@@ -8,7 +8,7 @@ intermediates, outputs and constant weights).
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -49,6 +49,7 @@ class Program:
     outputs: tuple[str, ...]
     grouped: tvm.IRModule  # the Relax module after GroupKernels (for the layer graph)
     lowered: tvm.IRModule  # after FuseTIR + InlineKernels: `main` calls the kernels
+    fused: tvm.IRModule | None = None  # the same kernels before InlineKernels (what `tvmc tune` tunes)
     stage: Any = None  # a patch_stage.PatchStage when the first call is a patch stage
     inplace: dict[str, str] = field(default_factory=dict)  # output tensor -> the input it overwrites
     inplace_temp: dict[str, int] = field(default_factory=dict)  # output -> its one-channel temp bytes
@@ -57,17 +58,22 @@ class Program:
 def lower_to_program(mod: tvm.IRModule, stages: Sequence[Sequence[str]] = ()) -> Program:
     """Group, legalize, fuse and schedule; then read the call sequence off `main`."""
     grouped = GroupKernels(stages)(mod)
-    lowered = tvm.transform.Sequential(
+    fused = tvm.transform.Sequential(
         [
             relax.transform.LegalizeOps(),  # high-level ops -> call_tir of TIR
             relax.transform.AnnotateTIROpPattern(),
             relax.transform.FoldConstant(),  # weight-only subgraphs computed at compile time
             relax.transform.FuseTIR(),  # each Primitive group -> one PrimFunc
             relax.transform.DeadCodeElimination(),
-            InlineKernels(),  # no full-size temporaries inside kernels
         ]
     )(grouped)
-    return read_program(lowered, grouped)
+    # MetaSchedule cannot re-schedule InlineKernels' output ("loops are not in a chain"), so the
+    # tuner starts from the kernels as FuseTIR left them (InlineKernels updates `fused` in place).
+    unscheduled = {gv.name_hint: f for gv, f in fused.functions.items() if isinstance(f, tirx.PrimFunc)}
+    lowered = InlineKernels()(fused)  # no full-size temporaries inside kernels
+    program = read_program(lowered, grouped)
+    kept = {gv: unscheduled[gv.name_hint].with_attr("global_symbol", gv.name_hint) for gv in program.kernels.functions}
+    return replace(program, fused=tvm.IRModule(kept))
 
 
 def read_program(mod: tvm.IRModule, grouped: tvm.IRModule) -> Program:

@@ -34,6 +34,7 @@ class CompileOptions:
     inplace_depthwise: bool = True  # depthwise layers write over their input (TinyEngine's trick)
     plot: bool = False  # also write OUT/profile.png (bytes live per layer)
     opt_level: str = "-O2"
+    tuning_records: str | None = None  # `tvmc tune -o` output: its schedules replace InlineKernels'
 
 
 def parse_grid(text: str | None) -> tuple[int, int] | None:

@@ -1,0 +1,157 @@
+"""Tuning tasks: the compiled model's kernels that MetaSchedule may re-schedule, with budgets.
+
+A task is one kernel of the program `tvmc compile` would build with the same options, taken
+as FuseTIR left it (before InlineKernels, whose output MetaSchedule cannot re-schedule). Only
+kernels that reach the final program unchanged are tasks: the patch stage's per-patch kernels
+and the kernels rewritten to run in place (depthwise, residual add) keep their schedules.
+
+Each task's workspace budget is the SRAM cap minus the arena bytes live at the kernel's steps
+without any workspace, from the same liveness the arena planner uses; a kernel that runs at
+several steps gets the smallest budget.
+
+Hook for the patch stage (issue 4 item 2): `variants` on a task lists alternative
+unscheduled kernels (e.g. one per patch grid that fits the cap); the tuner tunes each as its
+own candidate task and keeps the fastest. Nothing fills it yet: the patch stage is being
+rewritten as one PrimFunc tiled from a plan.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import tvm
+import tvm_ffi
+from tvm import tirx
+
+from ..errors import TvmPatchError
+from ..frontend import convert_layout, load_model
+from ..inplace import apply_inplace_depthwise
+from ..layers import layer_graph
+from ..liveness import program_buffers, program_steps, step_workspaces
+from ..lower import Program, lower_to_program
+from ..options import CompileOptions
+from ..patch_planner import NoPatchStage, choose_plan
+from ..patch_stage import build_patch_stage
+from ..targets.arena import live_per_step, plan_arena
+from ..targets.boards import Board, board_for
+from ..targets.workspace import kernel_workspaces
+
+
+class TuneError(TvmPatchError):
+    """The model cannot be tuned as asked (nothing to tune, or already over the cap)."""
+
+
+@dataclass(frozen=True)
+class TuneTask:
+    name: str  # the kernel's global symbol in the program
+    func: tirx.PrimFunc  # unscheduled (FuseTIR's output)
+    steps: tuple[int, ...]  # the steps it runs at
+    budget: int | None  # workspace bytes it may allocate; None without a cap
+    variants: tuple[tirx.PrimFunc, ...] = ()  # alternative kernels for the same step (hook)
+
+    @property
+    def weight(self) -> float:
+        return float(len(self.steps))
+
+    @property
+    def module(self) -> tvm.IRModule:
+        return task_module(self.func)
+
+
+@dataclass(frozen=True)
+class TaskSet:
+    model: Path
+    model_sha256: str
+    board: Board
+    program: Program  # the final program, InlineKernels schedules everywhere
+    per_layer: Program  # lower_to_program's output (its `fused` holds the unscheduled kernels)
+    tasks: list[TuneTask]
+    skipped: dict[str, str] = field(default_factory=dict)  # kernel -> why it is not a task
+    untuned_arena: int = 0
+
+
+def task_module(func: tirx.PrimFunc) -> tvm.IRModule:
+    """The module MetaSchedule tunes and the records are keyed by (structural hash)."""
+    return tvm.IRModule({"main": func.with_attr("global_symbol", "main")})
+
+
+def file_sha256(path: Path) -> str:
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
+def front_end(model_path: str | Path, options: CompileOptions) -> tuple[Path, Program, Program, Board]:
+    """compile_model's steps up to the kernels' codegen (same calls, same order)."""
+    board = board_for(options.target)
+    imported = load_model(model_path, options.input_shapes)
+    mod = convert_layout(imported.mod, options.desired_layout)
+    per_layer = lower_to_program(mod)
+    layers = layer_graph(per_layer.grouped)
+    program = per_layer
+    if options.schedule == "patch":
+        try:
+            choice = choose_plan(per_layer, layers, options.sram_cap, options.split, options.patches,
+                                 exclude_input=options.exclude_input, inplace=options.inplace_depthwise)
+            program = build_patch_stage(per_layer, layers, choice.plan)
+        except NoPatchStage:
+            pass
+    if options.inplace_depthwise:
+        program = apply_inplace_depthwise(program, layers)
+    return imported.path, per_layer, program, board
+
+
+def tunable_kernels(program: Program, per_layer: Program) -> tuple[dict[str, tirx.PrimFunc], dict[str, str]]:
+    """Kernel name -> unscheduled PrimFunc for the kernels that reach `program` untouched."""
+    tunable: dict[str, tirx.PrimFunc] = {}
+    skipped: dict[str, str] = {}
+    fused = per_layer.fused
+    for gv, func in program.kernels.functions.items():
+        name = gv.name_hint
+        if fused is None or name not in {gv.name_hint for gv in fused.get_global_vars()}:
+            skipped[name] = "not a FuseTIR kernel (patch stage)"
+        elif not tvm_ffi.structural_equal(func, per_layer.kernels[name]):
+            skipped[name] = "rescheduled after lowering (in place)"
+        else:
+            tunable[name] = fused[name]
+    return tunable, skipped
+
+
+def kernel_steps(program: Program) -> dict[str, list[int]]:
+    at: dict[str, list[int]] = {}
+    for i, step in enumerate(program_steps(program)):
+        for k in step.kernels:
+            at.setdefault(k, []).append(i)
+    return at
+
+
+def kernel_budgets(program: Program, cap: int) -> dict[str, int]:
+    """Kernel -> workspace bytes it may allocate: the cap minus the arena bytes live at its
+    steps without any workspace (the smallest over its steps)."""
+    live = live_per_step(program_buffers(program, {}))
+    return {k: min(cap - live.get(i, 0) for i in steps) for k, steps in kernel_steps(program).items()}
+
+
+def extract_tasks(model_path: str | Path, options: CompileOptions) -> TaskSet:
+    path, per_layer, program, board = front_end(model_path, options)
+    tunable, skipped = tunable_kernels(program, per_layer)
+    at = kernel_steps(program)
+    c_source = tvm.tirx.build(program.kernels, tvm.target.Target({"kind": "c"})).inspect_source()
+    untuned = plan_arena(program_buffers(program, step_workspaces(program, kernel_workspaces(c_source)))).size
+    cap = options.sram_cap
+    if cap is not None and untuned > cap:
+        raise TuneError(
+            f"{path.name}: the untuned program's arena is {untuned:,} B, over --sram-cap {cap:,} B; "
+            "tuning only re-schedules kernels, it cannot shrink the tensors (try --pass patch)"
+        )
+    budgets = kernel_budgets(program, cap) if cap is not None else {}
+    tasks = []
+    for name, func in sorted(tunable.items(), key=lambda kv: min(at.get(kv[0], [0]))):
+        where = tuple(at.get(name, ()))
+        if not where:
+            skipped[name] = "never called"
+            continue
+        tasks.append(TuneTask(name, func, where, budgets.get(name)))
+    if not tasks:
+        raise TuneError(f"{path.name}: no kernel can be tuned ({'; '.join(f'{k}: {v}' for k, v in skipped.items())})")
+    return TaskSet(path, file_sha256(path), board, program, per_layer, tasks, skipped, untuned)
