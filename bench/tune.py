@@ -1,13 +1,14 @@
 """Tuned vs untuned: QEMU instruction counts of MLPerf Tiny VWW int8 after `tvmc tune`.
 
-Untuned is the default build (InlineKernels everywhere). Tuned compiles with the records of
+Untuned is the default build (InlineKernels everywhere), with `--pass patch` by default (the
+issue's comparison: tuned patch build vs untuned patch build; `--pass none` for per-layer). Tuned compiles with the records of
 `tvmc tune --runner qemu` (MetaSchedule, XGBoost cost model, every candidate measured by its
 instruction count on the board, over-cap candidates rejected). Depthwise layers run in place
 and keep InlineKernels' schedule, so the table also gives the share of the untuned count
 that tuning could touch at all. Both builds run the same seeded int8 input; their outputs
 must be identical.
 
-Run: python bench/tune.py [--model vww_96_int8.tflite] [--trials 600] [--sram-cap 64KiB]
+Run: python bench/tune.py [--model vww_96_int8.tflite] [--pass patch|none] [--trials 600] [--sram-cap 64KiB]
      [--runner qemu|host] [--out bench_out/tune]   (records are kept in OUT/records.json;
      a second run with the same OUT resumes from them)
 """
@@ -38,6 +39,7 @@ def main() -> int:
     parser.add_argument("--target", default="cortex-m4")
     parser.add_argument("--trials", type=int, default=600)
     parser.add_argument("--sram-cap", default="64KiB")
+    parser.add_argument("--pass", dest="pass_name", choices=["patch", "none"], default="patch")
     parser.add_argument("--runner", choices=["qemu", "host"], default="qemu")
     parser.add_argument("--out", default="bench_out/tune")
     args = parser.parse_args()
@@ -47,12 +49,14 @@ def main() -> int:
     cap = parse_bytes(args.sram_cap)
     records = out / "records.json"
 
-    untuned = compile_model(model, out / "untuned", CompileOptions(target=args.target))
+    schedule = "patch" if args.pass_name == "patch" else "layer"
+    untuned = compile_model(model, out / "untuned", CompileOptions(target=args.target, schedule=schedule, sram_cap=cap))
     start = time.monotonic()
-    s = tune_model(model, CompileOptions(target=args.target, sram_cap=cap),
+    s = tune_model(model, CompileOptions(target=args.target, schedule=schedule, sram_cap=cap),
                    TuneSettings(trials=args.trials, runner=args.runner), records)
     tune_s = time.monotonic() - start
-    tuned = compile_model(model, out / "tuned", CompileOptions(target=args.target, tuning_records=str(records)))
+    tuned = compile_model(model, out / "tuned", CompileOptions(target=args.target, schedule=schedule, sram_cap=cap,
+                                                                tuning_records=str(records)))
     x = [np.random.default_rng(0).integers(-128, 128, i["shape"]).astype(i["dtype"]) for i in untuned.report["inputs"]]
     runs = {name: run_compiled(out / name, device="qemu", inputs=x) for name in ("untuned", "tuned")}
     n0, n1 = (runs[k].report["instructions"] for k in ("untuned", "tuned"))
@@ -61,7 +65,7 @@ def main() -> int:
     untuned_tasks = sum(doc.get("untuned_secs", {}).values()) * 1e9 if args.runner == "qemu" else None
     used = tuned.report["tuning"]["kernels"]
 
-    print(f"{args.model} on {args.target}, {s.trials} trials ({args.runner} runner) in {tune_s / 60:.1f} min, "
+    print(f"{args.model} on {args.target}, {schedule} schedule, {s.trials} trials ({args.runner} runner) in {tune_s / 60:.1f} min, "
           f"--sram-cap {cap:,} B, {s.rejected} candidates rejected by the cap")
     print("| build | QEMU instructions | vs untuned | peak SRAM (ELF arena) | flash |")
     print("|---|---|---|---|---|")

@@ -201,18 +201,9 @@ def _blocks(buffers: Sequence[Buffer], alignment: int) -> list[tuple[list[Buffer
     return blocks
 
 
-def _peak(blocks: Sequence[tuple[list[Buffer], dict[int, int]]]) -> int:
-    """Most bytes live at one step."""
-    live: dict[int, int] = {}
-    for _, height in blocks:
-        for step, h in height.items():
-            live[step] = live.get(step, 0) + h
-    return max(live.values(), default=0)
-
-
 def liveness_lower_bound(buffers: Sequence[Buffer], alignment: int = 16) -> int:
     """Most aligned bytes live at any one step; in-place pairs count once. No plan is smaller."""
-    return _peak(_blocks(buffers, alignment))
+    return max(live_per_step(buffers, alignment).values(), default=0)
 
 
 def _first_fit(order: Sequence[int], conflicts: list[list[tuple[int, int, int]]]) -> list[int]:
@@ -234,7 +225,7 @@ def _first_fit(order: Sequence[int], conflicts: list[list[tuple[int, int, int]]]
 def plan_arena(buffers: Sequence[Buffer], alignment: int = 16) -> ArenaPlan:
     """Give every buffer an offset in one arena (algorithm in the module docstring)."""
     blocks = _blocks(buffers, alignment)
-    lower_bound = _peak(blocks)
+    lower_bound = liveness_lower_bound(buffers, alignment)
     n = len(blocks)
     heights = [h for _, h in blocks]
     sizes = [max(h.values()) for h in heights]
@@ -290,7 +281,7 @@ def plan_arena(buffers: Sequence[Buffer], alignment: int = 16) -> ArenaPlan:
 def live_per_step(buffers: Sequence[Buffer], alignment: int = 16) -> dict[int, int]:
     """Aligned bytes live at each step (in-place pairs counted once): the lower bound's terms."""
     live: dict[int, int] = {}
-    for _, size, first, last in _blocks(buffers, alignment):
-        for step in range(first, last + 1):
-            live[step] = live.get(step, 0) + size
+    for _, height in _blocks(buffers, alignment):
+        for step, h in height.items():
+            live[step] = live.get(step, 0) + h
     return live
