@@ -14,19 +14,28 @@ from .errors import TvmPatchError
 TARGETS = "host, cortex-m4, cortex-m7, cortex-m33, a board name (mps2-an386, ...)"
 
 
+def _model_options(args: argparse.Namespace) -> dict:
+    """The options `tvmc compile` and `tvmc tune` share."""
+    from .frontend import parse_input_shapes
+    from .options import parse_bytes, parse_grid
+
+    return {
+        "target": args.target,
+        "schedule": "patch" if args.pass_name == "patch" else "layer",
+        "input_shapes": parse_input_shapes(args.input_shapes),
+        "desired_layout": args.desired_layout,
+        "sram_cap": parse_bytes(args.sram_cap) if args.sram_cap else None,
+        "patches": parse_grid(args.patches),
+    }
+
+
 def _compile(args: argparse.Namespace) -> int:
     from .compile import compile_model
-    from .frontend import parse_input_shapes
-    from .options import CompileOptions, parse_bytes, parse_grid
+    from .options import CompileOptions
 
     options = CompileOptions(
-        target=args.target,
+        **_model_options(args),
         kernels=args.kernels,
-        schedule="patch" if args.pass_name == "patch" else "layer",
-        input_shapes=parse_input_shapes(args.input_shapes),
-        desired_layout=args.desired_layout,
-        sram_cap=parse_bytes(args.sram_cap) if args.sram_cap else None,
-        patches=parse_grid(args.patches),
         split=None if args.split in (None, "auto") else _positive(args.split, "--split"),
         exclude_input=args.exclude_input,
         plot=bool(args.plot),
@@ -61,18 +70,10 @@ def _compile(args: argparse.Namespace) -> int:
 
 
 def _tune(args: argparse.Namespace) -> int:
-    from .frontend import parse_input_shapes
-    from .options import CompileOptions, parse_bytes, parse_grid
+    from .options import CompileOptions
     from .tune.tuner import TuneSettings, tune_model
 
-    options = CompileOptions(
-        target=args.target,
-        schedule="patch" if args.pass_name == "patch" else "layer",
-        input_shapes=parse_input_shapes(args.input_shapes),
-        desired_layout=args.desired_layout,
-        sram_cap=parse_bytes(args.sram_cap) if args.sram_cap else None,
-        patches=parse_grid(args.patches),
-    )
+    options = CompileOptions(**_model_options(args))
     if args.trials < 1:
         raise TvmPatchError(f"--trials {args.trials}: use a positive number")
     settings = TuneSettings(trials=args.trials, runner=args.runner, rpc_tracker=args.rpc_tracker, rpc_key=args.rpc_key,
