@@ -72,8 +72,8 @@ def main() -> int:
     for name, r in (("untuned (InlineKernels)", untuned), ("tuned (records)", tuned)):
         n = runs["untuned" if r is untuned else "tuned"].report["instructions"]
         print(f"| {name} | {n:,} | {n / n0:.3f} | {r.report['peak_sram_bytes']:,} | {r.report['flash_bytes']:,} |")
-    print(f"kernels tuned: {len(s.tasks)} of {len(s.tasks) + len(s.skipped)} ({len(s.skipped)} run in place and keep "
-          f"InlineKernels); records applied to {len(used)}, default kept for {len(tuned.report['tuning']['kept_default'])}")
+    print(f"kernels tuned: {len(s.tasks)} of {len(s.tasks) + len(s.skipped)} ({len(s.skipped)} keep InlineKernels: "
+          f"in place or the patch stage); records applied to {len(used)}, default kept for {len(tuned.report['tuning']['kept_default'])}")
     if untuned_tasks:
         print(f"tunable kernels' share of the untuned count: {untuned_tasks:,.0f} of {n0:,} instructions "
               f"({100 * untuned_tasks / n0:.0f}%); best reachable ratio if they took zero: {1 - untuned_tasks / n0:.2f}")
