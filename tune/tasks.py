@@ -32,6 +32,7 @@ from ..layers import layer_graph
 from ..liveness import program_buffers, program_steps, step_workspaces
 from ..lower import Program, lower_to_program
 from ..options import CompileOptions
+from ..passes.patch_tir import PatchTIRError
 from ..patch_planner import NoPatchStage, choose_plan
 from ..patch_stage import build_patch_stage
 from ..targets.arena import live_per_step, plan_arena
@@ -94,7 +95,7 @@ def front_end(model_path: str | Path, options: CompileOptions) -> tuple[Path, Pr
             choice = choose_plan(per_layer, layers, options.sram_cap, options.split, options.patches,
                                  exclude_input=options.exclude_input, inplace=options.inplace_depthwise)
             program = build_patch_stage(per_layer, layers, choice.plan)
-        except NoPatchStage:
+        except (NoPatchStage, PatchTIRError):  # stays per layer, as in compile_model
             pass
     if options.inplace_depthwise:
         program = apply_inplace_depthwise(program, layers)
