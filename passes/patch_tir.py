@@ -35,8 +35,10 @@ from tvm.ir.expr import TensorLoad, TensorRegion, Var
 from tvm.s_tir import SBlock, SBlockRealize
 from tvm.sym import Analyzer, IntervalSet
 from tvm.tirx.stmt import BufferStore, For, SeqStmt
+from tvm_patch.targets.arena import Buffer, plan_arena
 
 from tvm_patch.errors import TvmPatchError
+from tvm_patch.patch_analysis import tiles
 
 from .inline_kernels import map_prim_funcs, schedule_kernel
 
@@ -139,8 +141,6 @@ def _table(var: Var, values: list[int], dtype: str) -> tirx.PrimExpr:
 
 def _plan_pool(nests: list[Nest], scratch_maps: list, maps: dict, dtype: str, rows: dict, cols: dict,
                axes: tuple[int, int]) -> tuple[dict, int]:
-    from tvm_patch.targets.arena import Buffer, plan_arena
-
     elem = tvm.DataType(dtype).bits // 8
     shapes, buffers = {}, []
     for m in scratch_maps:
@@ -271,8 +271,6 @@ def patch_tile(func: tirx.PrimFunc, tiles_h, tiles_w, layout: str = "NHWC") -> t
 
 
 def _tiles(func: tirx.PrimFunc, axis: int, n: int) -> list[tuple[int, int]]:
-    from tvm_patch.patch_analysis import tiles
-
     size = _int(func.params[-1].shape[axis])
     return tiles(size, n)
 

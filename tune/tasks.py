@@ -25,16 +25,12 @@ import tvm
 import tvm_ffi
 from tvm import tirx
 
+from ..compile import lower_model
 from ..errors import TvmPatchError
 from ..frontend import convert_layout, load_model
-from ..inplace import apply_inplace_depthwise
-from ..layers import layer_graph
 from ..liveness import program_buffers, program_steps, step_workspaces
-from ..lower import Program, lower_to_program
+from ..lower import Program
 from ..options import CompileOptions
-from ..passes.patch_tir import PatchTIRError
-from ..patch_planner import NoPatchStage, choose_plan
-from ..patch_stage import build_patch_stage
 from ..targets.arena import live_per_step, plan_arena
 from ..targets.boards import Board, board_for
 from ..targets.workspace import kernel_workspaces
@@ -83,23 +79,10 @@ def file_sha256(path: Path) -> str:
 
 
 def front_end(model_path: str | Path, options: CompileOptions) -> tuple[Path, Program, Program, Board]:
-    """compile_model's steps up to the kernels' codegen (same calls, same order)."""
-    board = board_for(options.target)
+    """compile_model's steps up to the kernels' codegen (the same function)."""
     imported = load_model(model_path, options.input_shapes)
-    mod = convert_layout(imported.mod, options.desired_layout)
-    per_layer = lower_to_program(mod)
-    layers = layer_graph(per_layer.grouped)
-    program = per_layer
-    if options.schedule == "patch":
-        try:
-            choice = choose_plan(per_layer, layers, options.sram_cap, options.split, options.patches,
-                                 exclude_input=options.exclude_input, inplace=options.inplace_depthwise)
-            program = build_patch_stage(per_layer, layers, choice.plan)
-        except (NoPatchStage, PatchTIRError):  # stays per layer, as in compile_model
-            pass
-    if options.inplace_depthwise:
-        program = apply_inplace_depthwise(program, layers)
-    return imported.path, per_layer, program, board
+    per_layer, _, program, _, _ = lower_model(convert_layout(imported.mod, options.desired_layout), options)
+    return imported.path, per_layer, program, board_for(options.target)
 
 
 def tunable_kernels(program: Program, per_layer: Program) -> tuple[dict[str, tirx.PrimFunc], dict[str, str]]:

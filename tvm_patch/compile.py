@@ -1,6 +1,6 @@
 """The whole compile, one named step per line: import, analyse, lower, codegen, plan, emit, build.
 
-    model file -> load_model -> lower_to_program -> layer_graph -> [choose_plan -> build_patch_stage]
+    model file -> load_model -> lower_model: lower_to_program -> layer_graph -> [choose_plan -> build_patch_stage]
                -> build_kernels -> plan_arena -> emit_model -> build_elf -> export_project -> report.json
 
 Everything is written into a temporary folder beside OUT and moved into place only when the
@@ -19,12 +19,12 @@ from .errors import ArenaTooLarge
 from .frontend import convert_layout, load_model
 from .inplace import apply_inplace_depthwise
 from .kernels import build_kernels, resolve_kernel_backend
-from .layers import layer_graph
+from .layers import Layer, layer_graph
 from .liveness import program_buffers, step_workspaces
-from .lower import lower_to_program
+from .lower import Program, lower_to_program
 from .options import CompileOptions
 from .passes.patch_tir import PatchTIRError
-from .patch_planner import NoPatchStage, choose_plan
+from .patch_planner import NoPatchStage, PlanChoice, choose_plan
 from .patch_stage import build_patch_stage
 from .plot import live_bytes, plot_profile
 from .report import compile_report
@@ -52,18 +52,7 @@ def compile_model(model_path: str | Path, out_dir: str | Path, options: CompileO
     require_tools(board)
     imported = load_model(model_path, options.input_shapes)  # ONNX/TFLite -> Relax, constants folded
     mod = convert_layout(imported.mod, options.desired_layout)  # tvmc's --desired-layout
-    per_layer = lower_to_program(mod)  # kernels at int8 boundaries, intermediates inlined
-    layers = layer_graph(per_layer.grouped)  # per-layer shapes, MACs, activation bytes
-    program, choice, refusal = per_layer, None, None
-    if options.schedule == "patch":
-        try:  # split, grid and tiles under the SRAM cap
-            choice = choose_plan(per_layer, layers, options.sram_cap, options.split, options.patches,
-                                 exclude_input=options.exclude_input, inplace=options.inplace_depthwise)
-            program = build_patch_stage(per_layer, layers, choice.plan)  # FuseStage + PatchTIR: one tiled kernel
-        except (NoPatchStage, PatchTIRError) as why:
-            program, choice, refusal = per_layer, None, str(why)  # stays per-layer; the report says why
-    if options.inplace_depthwise:
-        program = apply_inplace_depthwise(program, layers)  # depthwise output over its input
+    per_layer, layers, program, choice, refusal = lower_model(mod, options)
     tuning = None
     if options.tuning_records:  # `tvmc tune`'s best schedules instead of InlineKernels where recorded
         from .tune.records import apply_records_file  # MetaSchedule: imported only when used
@@ -101,6 +90,23 @@ def compile_model(model_path: str | Path, out_dir: str | Path, options: CompileO
         shutil.rmtree(staging, ignore_errors=True)
         raise
     return CompileResult(out_dir, out_dir / "model.elf", report)
+
+
+def lower_model(mod, options: CompileOptions) -> tuple[Program, list[Layer], Program, PlanChoice | None, str | None]:
+    """(per-layer program, layers, program to build, patch plan, why the patch pass refused)."""
+    per_layer = lower_to_program(mod)  # kernels at int8 boundaries, intermediates inlined
+    layers = layer_graph(per_layer.grouped)  # per-layer shapes, MACs, activation bytes
+    program, choice, refusal = per_layer, None, None
+    if options.schedule == "patch":
+        try:  # split, grid and tiles under the SRAM cap
+            choice = choose_plan(per_layer, layers, options.sram_cap, options.split, options.patches,
+                                 exclude_input=options.exclude_input, inplace=options.inplace_depthwise)
+            program = build_patch_stage(per_layer, layers, choice.plan)  # FuseStage + PatchTIR: one tiled kernel
+        except (NoPatchStage, PatchTIRError) as why:
+            program, choice, refusal = per_layer, None, str(why)  # stays per-layer; the report says why
+    if options.inplace_depthwise:
+        program = apply_inplace_depthwise(program, layers)  # depthwise output over its input
+    return per_layer, layers, program, choice, refusal
 
 
 def _check_fits(model: str, arena: int, board, sram_cap: int | None) -> None:

@@ -20,7 +20,7 @@ from .layers import Layer
 from .lower import KernelCall, Program, read_program
 from .passes.fuse_stage import STAGE_FUNC, fuse_stage
 from .passes.patch_tir import ALIGNMENT, PatchTIR
-from .patch_analysis import Window, stage_layout, stage_windows
+from .patch_analysis import Window, out_hw, stage_layout, stage_windows
 from .targets.arena import Buffer, plan_arena
 
 
@@ -75,8 +75,6 @@ def stage_scratch(program: Program, layers: list[Layer], plan: PatchPlan,
 
 
 def _hw_size(layer: Layer) -> int:
-    from .patch_analysis import out_hw
-
     h, w = out_hw(layer)
     return h * w
 

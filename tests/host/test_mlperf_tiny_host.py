@@ -19,11 +19,9 @@ from tests.conftest import (
 )
 from tvm_patch.run import run_compiled
 
-MODELS = MLPERF_MODELS
-
 
 @pytest.mark.slow
-@pytest.mark.parametrize("name", MODELS)
+@pytest.mark.parametrize("name", MLPERF_MODELS)
 def test_host_matches_relax_vm_and_tflite(name, compiled, relax_vm, record_property):
     model = mlperf_model(name)
     result = compiled(model)

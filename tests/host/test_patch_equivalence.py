@@ -19,8 +19,6 @@ from tests.conftest import (
 )
 from tvm_patch.run import run_compiled
 
-MODELS = MLPERF_MODELS
-
 
 def assert_same(patched: np.ndarray, layer: np.ndarray, what: str) -> None:
     if patched.dtype.kind in "iu":
@@ -31,7 +29,7 @@ def assert_same(patched: np.ndarray, layer: np.ndarray, what: str) -> None:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("name", MODELS)
+@pytest.mark.parametrize("name", MLPERF_MODELS)
 def test_patched_equals_per_layer_on_host(name, compiled):
     model = mlperf_model(name)
     patched = compiled(model, target="host", schedule="patch")
@@ -48,7 +46,7 @@ def test_patched_equals_per_layer_on_host(name, compiled):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("name", MODELS)
+@pytest.mark.parametrize("name", MLPERF_MODELS)
 def test_planner_prediction_matches_built_arena(name, compiled):
     report = compiled(mlperf_model(name), target="host", schedule="patch").report
     assert abs(report["predicted_peak_sram_bytes"] - report["peak_sram_bytes"]) <= 0.02 * report["peak_sram_bytes"]
