@@ -28,9 +28,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-import numpy as np
 import tvm
 from tvm import relax
+
+from tvm_patch.names import sanitize
 
 ANCHOR_OPS = frozenset(
     {
@@ -207,10 +208,11 @@ def _weight_args(value: relax.Expr) -> list[relax.Expr]:
 
 
 def _is_weight(expr: relax.Expr) -> bool:
+    """A tensor constant of rank >= 1 (even one element: a 1-channel bias): FuseTIR accepts
+    no tensor constants inside a kernel. Rank-0 scalars stay inline as immediates."""
     if not isinstance(expr, tvm.ir.Constant):
         return False
-    shape = getattr(expr.value, "shape", ())
-    return int(np.prod(shape)) > 1
+    return len(getattr(expr.value, "shape", ())) > 0
 
 
 @tvm.transform.module_pass(opt_level=0, name="GroupKernels")
@@ -260,7 +262,7 @@ class GroupKernels:
                 if a not in inside and not any(a.same_as(e) for e in ext):
                     ext.append(a)
         results = [b.var for b in members if b.var in later_uses] or [members[-1].var]
-        name = f"kernel{n}_{results[-1].name}"
+        name = f"kernel{n}_{sanitize(results[-1].name, 'v')}"
         params = [relax.Var(f"p{i}", a.ty) for i, a in enumerate(ext)]
         inner_map: dict[relax.Expr, relax.Expr] = dict(zip(ext, params))
         ibb = relax.BlockBuilder()

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import tvm
 
+from tvm_patch.frontend import normalize
 from tvm_patch.layers import layer_graph
 from tvm_patch.lower import lower_to_program
 from tvm_patch.patch_planner import NoPatchStage, choose_plan
@@ -21,7 +22,7 @@ from .patch_tir import PatchTIRError
 
 def patch_stage_relax(mod: tvm.IRModule, plan: PatchPlan | None = None, **planner_options) -> tvm.IRModule:
     """The lowered module with its first K kernels replaced by the tiled stage kernel."""
-    program = lower_to_program(mod)
+    program = lower_to_program(normalize(mod))  # as our loader leaves it: constants folded
     layers = layer_graph(program.grouped)
     if plan is None:
         plan = choose_plan(program, layers, **planner_options).plan
@@ -43,7 +44,7 @@ class PatchStage:
         try:
             return patch_stage_relax(mod, **self.options)
         except (NoPatchStage, PatchTIRError):
-            return lower_to_program(mod).lowered
+            return lower_to_program(normalize(mod)).lowered
 
 
 def patch_pipeline(**options):

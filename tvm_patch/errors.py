@@ -31,3 +31,19 @@ class BuildError(TvmPatchError):
 
 class RunError(TvmPatchError):
     """The program crashed, hung, or finished without printing its sentinel line."""
+
+
+class NonFiniteWeights(ModelLoadError):
+    """A weight holds NaN or Inf (refused unless --allow-nonfinite-weights)."""
+
+
+class OutputDirError(TvmPatchError):
+    """OUT cannot be written or replaced safely (not ours, a protected folder, no permission)."""
+
+
+class BadRunInputs(TvmPatchError):
+    """The inputs given to `tvmc run` cannot be read or do not fit the model."""
+
+
+class DamagedOutput(TvmPatchError):
+    """An OUT folder whose report.json or files were changed or truncated after tvmc wrote them."""

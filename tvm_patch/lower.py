@@ -22,11 +22,12 @@ from .passes.inline_kernels import InlineKernels
 
 @dataclass(frozen=True)
 class Tensor:
-    name: str
+    name: str  # program-internal id, by kind and index: in0.., t0.., w0.. (safe as a C identifier)
     shape: tuple[int, ...]
     dtype: str
     kind: str  # "input" | "activation" | "weight"
     data: np.ndarray | None = None  # weights only
+    label: str = ""  # the Relax variable it came from (for people: comments, reports)
 
     @property
     def nbytes(self) -> int:
@@ -58,15 +59,16 @@ class Program:
 def lower_to_program(mod: tvm.IRModule, stages: Sequence[Sequence[str]] = ()) -> Program:
     """Group, legalize, fuse and schedule; then read the call sequence off `main`."""
     grouped = GroupKernels(stages)(mod)
+    legal = relax.transform.LegalizeOps()(grouped)  # high-level ops -> call_tir of TIR
+    _refuse_unlowered(legal)
     fused = tvm.transform.Sequential(
         [
-            relax.transform.LegalizeOps(),  # high-level ops -> call_tir of TIR
             relax.transform.AnnotateTIROpPattern(),
             relax.transform.FoldConstant(),  # weight-only subgraphs computed at compile time
             relax.transform.FuseTIR(),  # each Primitive group -> one PrimFunc
             relax.transform.DeadCodeElimination(),
         ]
-    )(grouped)
+    )(legal)
     # MetaSchedule cannot re-schedule InlineKernels' output ("loops are not in a chain"), so the
     # tuner starts from the kernels as FuseTIR left them (InlineKernels updates `fused` in place).
     unscheduled = {gv.name_hint: f for gv, f in fused.functions.items() if isinstance(f, tirx.PrimFunc)}
@@ -76,26 +78,50 @@ def lower_to_program(mod: tvm.IRModule, stages: Sequence[Sequence[str]] = ()) ->
     return replace(program, fused=tvm.IRModule(kept))
 
 
+def _refuse_unlowered(mod: tvm.IRModule) -> None:
+    """Name the first operator LegalizeOps left as it was (no TIR lowering: e.g. topk)."""
+    for gv, func in mod.functions.items():
+        if not isinstance(func, relax.Function):
+            continue
+        for block in func.body.blocks:
+            for b in block.bindings:
+                v = b.value
+                if isinstance(v, relax.Call) and isinstance(v.op, tvm.ir.Op) and v.op.name not in _LOWERED:
+                    where = "" if gv.name_hint == "main" else f" in kernel {gv.name_hint}"
+                    raise UnsupportedOperator(
+                        f"operator {v.op.name.removeprefix('relax.')} (layer {b.var.name}{where}) has no TIR "
+                        "lowering in TVM, so it cannot run on the board; remove it from the model or run it "
+                        "outside the compiled part"
+                    )
+
+
+_LOWERED = frozenset({"relax.call_tir", "relax.call_tir_inplace"})
+
+
 def read_program(mod: tvm.IRModule, grouped: tvm.IRModule) -> Program:
+    """The call sequence of `main`; tensors get ids by kind and index, never model strings."""
     main = mod["main"]
     tensors: dict[str, Tensor] = {}
-    alias: dict[relax.Var, str] = {}
-    for p in main.params:
-        tensors[p.name] = _tensor(p.name, p.ty, "input")
-        alias[p] = p.name
+    alias: dict[relax.Var, tuple[str, ...]] = {}
+    for i, p in enumerate(main.params):
+        name = f"in{i}"
+        tensors[name] = _tensor(name, p.ty, "input", p.name)
+        alias[p] = (name,)
     calls: list[KernelCall] = []
     used_kernels: set[str] = set()
     weight_names: dict[tvm.ir.Constant, str] = {}
+    produced = 0
 
     def arg_name(arg: relax.Expr) -> str:
         if isinstance(arg, relax.Var):
-            return alias[arg]
+            (name,) = alias[arg]
+            return name
         if isinstance(arg, tvm.ir.Constant):
             if arg in weight_names:
                 return weight_names[arg]
             name = weight_names[arg] = f"w{len(weight_names)}"
             data = arg.value.numpy() if hasattr(arg.value, "numpy") else np.asarray(arg.value)
-            tensors[name] = Tensor(name, tuple(data.shape), str(data.dtype), "weight", data)
+            tensors[name] = Tensor(name, tuple(data.shape), str(data.dtype), "weight", data, name)
             return name
         raise UnsupportedOperator(f"cannot pass {type(arg).__name__} to a kernel: {arg}")
 
@@ -111,20 +137,21 @@ def read_program(mod: tvm.IRModule, grouped: tvm.IRModule) -> Program:
                 out_tys = b.var.ty.fields if isinstance(b.var.ty, relax.TupleType) else [b.var.ty]
                 outs = []
                 for k, ty in enumerate(out_tys):
-                    name = b.var.name if len(out_tys) == 1 else f"{b.var.name}_{k}"
-                    tensors[name] = _tensor(name, ty, "activation")
+                    name, produced = f"t{produced}", produced + 1
+                    label = b.var.name if len(out_tys) == 1 else f"{b.var.name}_{k}"
+                    tensors[name] = _tensor(name, ty, "activation", label)
                     outs.append(name)
-                alias[b.var] = outs[0] if len(outs) == 1 else ",".join(outs)
+                alias[b.var] = tuple(outs)
                 calls.append(KernelCall(kernel, ins, tuple(outs)))
                 used_kernels.add(kernel)
             elif isinstance(v, relax.TupleGetItem) and isinstance(v.tuple_value, relax.Var):
-                alias[b.var] = alias[v.tuple_value].split(",")[v.index]
+                alias[b.var] = (alias[v.tuple_value][v.index],)
             else:
                 what = v.op.name if isinstance(v, relax.Call) and isinstance(v.op, tvm.ir.Op) else type(v).__name__
                 raise UnsupportedOperator(
                     f"layer {b.var.name!r}: {what} does not lower to a kernel (no C emitter rule for it)"
                 )
-    outputs = tuple(alias[v] for v in _result_vars(main.body.body))
+    outputs = tuple(n for v in _result_vars(main.body.body) for n in alias[v])
     prims = {}
     for gv, func in mod.functions.items():
         if isinstance(func, tirx.PrimFunc) and gv.name_hint in used_kernels:
@@ -133,7 +160,7 @@ def read_program(mod: tvm.IRModule, grouped: tvm.IRModule) -> Program:
         kernels=tvm.IRModule(prims),
         calls=tuple(calls),
         tensors=tensors,
-        inputs=tuple(p.name for p in main.params),
+        inputs=tuple(f"in{i}" for i in range(len(main.params))),
         outputs=outputs,
         grouped=grouped,
         lowered=mod,
@@ -146,13 +173,13 @@ def _result_vars(expr: relax.Expr) -> list[relax.Var]:
     return [expr]
 
 
-def _tensor(name: str, ty, kind: str) -> Tensor:
+def _tensor(name: str, ty, kind: str, label: str) -> Tensor:
     shape = getattr(ty, "shape", None)
     if shape is None or not hasattr(shape, "values"):
-        raise DynamicShapeError(f"tensor {name!r} has no static shape ({ty})")
+        raise DynamicShapeError(f"tensor {label!r} has no static shape ({ty})")
     dims = []
     for d in shape.values:
         if not isinstance(d, tvm.tirx.IntImm):
-            raise DynamicShapeError(f"tensor {name!r} has a dynamic shape {shape}")
+            raise DynamicShapeError(f"tensor {label!r} has a dynamic shape {shape}")
         dims.append(int(d))
-    return Tensor(name, tuple(dims), str(ty.dtype), kind)
+    return Tensor(name, tuple(dims), str(ty.dtype), kind, label=label)

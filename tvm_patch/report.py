@@ -41,8 +41,8 @@ def compile_report(imported, options, board, backend, program: Program, per_laye
         "flash_bytes": sizes["text"] + sizes["rodata"],
         "elf_sizes": sizes,
         "macs": layer_macs + (choice.extra_macs if program.stage is not None else 0),
-        "inputs": [_io(program.tensors[t], plan) for t in program.inputs],
-        "outputs": [_io(program.tensors[t], plan) for t in program.outputs],
+        "inputs": [_io(program.tensors[t], plan, s.name) for t, s in zip(program.inputs, imported.inputs, strict=True)],
+        "outputs": [_io(program.tensors[t], plan, s.name) for t, s in zip(program.outputs, imported.outputs, strict=True)],
         "layers": [layer.as_dict() for layer in layers],
     }
     report["inplace_depthwise"] = sorted(program.inplace)
@@ -96,9 +96,10 @@ def _stage(program: Program, layers: list[Layer], choice) -> dict:
     }
 
 
-def _io(tensor, plan: ArenaPlan) -> dict:
+def _io(tensor, plan: ArenaPlan, label: str) -> dict:
     return {
-        "name": tensor.name,
+        "name": label,  # the model's own name (npz keys for `tvmc run --inputs/--outputs`)
+        "tensor": tensor.name,
         "shape": list(tensor.shape),
         "dtype": tensor.dtype,
         "bytes": tensor.nbytes,
