@@ -4,12 +4,16 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
+import signal
 import sys
+import threading
 from pathlib import Path
 
 import numpy as np
 
-from .errors import TvmPatchError
+from .errors import BadRunInputs, TvmPatchError
+from .names import shown
 
 TARGETS = "host, cortex-m4, cortex-m7, cortex-m33, a board name (mps2-an386, ...)"
 
@@ -40,11 +44,17 @@ def _compile(args: argparse.Namespace) -> int:
         exclude_input=args.exclude_input,
         plot=bool(args.plot),
         tuning_records=args.tuning_records,
+        allow_nonfinite_weights=args.allow_nonfinite_weights,
     )
+    if args.plot and not Path(args.plot).absolute().parent.is_dir():
+        raise TvmPatchError(f"--plot {args.plot}: the folder {Path(args.plot).parent} does not exist")
     result = compile_model(args.model, args.output, options)
+    if args.verbose:
+        for line in result.log:
+            print(f"tvm: {line}", file=sys.stderr)
     r = result.report
     if args.output_format == "mlf":
-        _write_mlf(result.out_dir)
+        _write_mlf(result.out_dir)  # after the compile: OUT is ours by now
     if args.plot:
         import shutil
 
@@ -111,33 +121,61 @@ def _positive(text: str, flag: str) -> int:
 
 
 def _write_mlf(out_dir: Path) -> Path:
-    """A Model Library Format-style archive: codegen sources, runtime, metadata."""
+    """A Model Library Format-style archive: codegen sources, runtime, metadata; the same
+    bytes for the same files (sorted, no times or owners), so builds stay reproducible."""
     import tarfile
 
+    def plain(info: tarfile.TarInfo) -> tarfile.TarInfo:
+        info.mtime, info.uid, info.gid, info.uname, info.gname = 0, 0, 0, "", ""
+        return info
+
+    files = [(f, f"codegen/host/src/{f.name}") for f in sorted((out_dir / "src").iterdir())]
+    files.append((out_dir / "report.json", "metadata.json"))
+    files += [(f, f"project/{f.relative_to(out_dir / 'project')}") for f in sorted((out_dir / "project").rglob("*"))]
     tar_path = out_dir / "model.tar"
-    with tarfile.open(tar_path, "w") as tar:
-        for f in sorted((out_dir / "src").iterdir()):
-            tar.add(f, arcname=f"codegen/host/src/{f.name}")
-        tar.add(out_dir / "report.json", arcname="metadata.json")
-        tar.add(out_dir / "project", arcname="project")
+    with tarfile.open(tar_path, "w", format=tarfile.PAX_FORMAT) as tar:
+        for f, name in files:
+            tar.add(f, arcname=name, recursive=False, filter=plain)
     return tar_path
+
+
+def _read_inputs(path: str, specs: list[dict]) -> list[np.ndarray]:
+    """The arrays of an .npz for the model's inputs, by name (or in order when no name fits)."""
+    where = f"--inputs {path}"
+    if not Path(path).is_file():
+        raise BadRunInputs(f"{where}: no such file")
+    try:
+        data = np.load(path, allow_pickle=False)
+    except (ValueError, OSError, EOFError):
+        raise BadRunInputs(f"{where}: not a .npz file; save the inputs with numpy.savez(path, NAME=array)") from None
+    if not isinstance(data, np.lib.npyio.NpzFile):
+        raise BadRunInputs(f"{where}: a single .npy array; save the inputs with numpy.savez(path, NAME=array)")
+    with data:
+        names = [s["name"] for s in specs]
+        try:
+            arrays = {k: data[k] for k in data.files}
+        except (ValueError, OSError, EOFError) as err:
+            raise BadRunInputs(f"{where}: cannot read its arrays ({shown(str(err), quote=False, limit=120)})") from None
+    missing = [n for n in names if n not in arrays]
+    if not missing:
+        return [arrays[n] for n in names]
+    if len(arrays) == len(names):
+        return list(arrays.values())
+    raise BadRunInputs(f"{where}: no array named {shown(missing[0])} (it has {sorted(arrays)})")
 
 
 def _run(args: argparse.Namespace) -> int:
     from .run import load_report, run_compiled
 
+    if not (math.isfinite(args.timeout) and args.timeout > 0):
+        raise TvmPatchError(f"--timeout {args.timeout:g}: give a positive number of seconds")
+    for flag, dest in (("--outputs", args.outputs), ("--report", args.report)):
+        if dest and not Path(dest).absolute().parent.is_dir():
+            raise TvmPatchError(f"{flag} {dest}: the folder {Path(dest).parent} does not exist")
     inputs = None
     report = load_report(Path(args.out))
     if args.inputs:
-        data = np.load(args.inputs)
-        names = [s["name"] for s in report["inputs"]]
-        missing = [n for n in names if n not in data.files]
-        if missing and len(data.files) == len(names):
-            inputs = [data[k] for k in data.files]
-        elif missing:
-            raise TvmPatchError(f"{args.inputs}: no array named {missing[0]!r} (has {data.files})")
-        else:
-            inputs = [data[n] for n in names]
+        inputs = _read_inputs(args.inputs, report["inputs"])
     elif args.fill_mode != "random":
         fill = 0 if args.fill_mode == "zeros" else 1
         inputs = [np.full(s["shape"], fill, dtype=s["dtype"]) for s in report["inputs"]]
@@ -186,6 +224,9 @@ def build_parser() -> argparse.ArgumentParser:
                         "counts; the built arena still holds the input and the report gives both")
     c.add_argument("--plot", metavar="PNG", help="draw bytes live per layer, per-layer vs patch, with the cap")
     c.add_argument("--tuning-records", metavar="JSON", help="apply `tvmc tune -o` records (same model and target)")
+    c.add_argument("--allow-nonfinite-weights", action="store_true",
+                   help="compile weights that hold NaN or Inf (refused by default)")
+    c.add_argument("-v", "--verbose", action="store_true", help="also show TVM's own messages")
     c.set_defaults(func=_compile)
 
     t = sub.add_parser("tune", help="tune the model's kernels with MetaSchedule under an SRAM cap")
@@ -224,16 +265,51 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+class Terminated(BaseException):
+    """SIGTERM, raised in the main thread so every `finally` (staging folders) runs."""
+
+
+_SIGNALS = {signal.SIGINT: ("interrupted", 130), signal.SIGTERM: ("terminated", 143)}
+
+
+def _on_signal(received: list[int]):
+    def handler(signum: int, _frame) -> None:
+        received.append(signum)
+        raise KeyboardInterrupt if signum == signal.SIGINT else Terminated(signum)
+
+    return handler
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    # A signal that lands inside a TVM callback reaches us as TVM's RuntimeError: the handler
+    # records it, so the exit says what happened whatever the exception became.
+    received: list[int] = []
+    main_thread = threading.current_thread() is threading.main_thread()
+    previous = {s: signal.signal(s, _on_signal(received)) for s in _SIGNALS} if main_thread else {}
     try:
         return args.func(args)
     except TvmPatchError as err:
-        print(f"error: {type(err).__name__}: {err}", file=sys.stderr)
+        if received:
+            return _signalled(received[0])
+        message = " ".join(str(err).split("\n"))  # one line, always
+        print(f"error: {type(err).__name__}: {message}", file=sys.stderr)
         return 1
-    except KeyboardInterrupt:
-        print("error: interrupted", file=sys.stderr)
-        return 130
+    except (KeyboardInterrupt, Terminated):
+        return _signalled(received[0] if received else signal.SIGINT)
+    except Exception:
+        if received:
+            return _signalled(received[0])
+        raise
+    finally:
+        for s, old in previous.items():
+            signal.signal(s, old)
+
+
+def _signalled(signum: int) -> int:
+    what, code = _SIGNALS.get(signum, ("interrupted", 130))
+    print(f"error: {what}", file=sys.stderr)
+    return code
 
 
 if __name__ == "__main__":

@@ -3,15 +3,14 @@
     model file -> load_model -> lower_model: lower_to_program -> layer_graph -> [choose_plan -> build_patch_stage]
                -> build_kernels -> plan_arena -> emit_model -> build_elf -> export_project -> report.json
 
-Everything is written into a temporary folder beside OUT and moved into place only when the
-build succeeded, so a failed compile leaves nothing half-written.
+Everything is written into a staging folder beside OUT and moved into place only when the
+build succeeded, so a failed compile leaves nothing half-written; OUT is replaced only when a
+previous tvmc compile wrote it (tvm_patch/outdir.py).
 """
 
 from __future__ import annotations
 
 import json
-import shutil
-import tempfile
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -23,6 +22,7 @@ from .layers import Layer, layer_graph
 from .liveness import program_buffers, step_workspaces
 from .lower import Program, lower_to_program
 from .options import CompileOptions
+from .outdir import check_out_dir, staged_output
 from .passes.patch_tir import PatchTIRError
 from .patch_planner import NoPatchStage, PlanChoice, choose_plan
 from .patch_stage import build_patch_stage
@@ -40,17 +40,18 @@ class CompileResult:
     out_dir: Path
     elf: Path
     report: dict
+    log: tuple[str, ...] = ()  # TVM's own messages during the build (tvmc compile -v shows them)
 
 
 def compile_model(model_path: str | Path, out_dir: str | Path, options: CompileOptions) -> CompileResult:
-    out_dir = Path(out_dir)
+    out_dir = check_out_dir(Path(out_dir), Path(model_path))  # never replace what tvmc did not write
     if options.tuning_records and options.schedule == "patch" and options.patches is None:
         from .tune.records import recorded_grid
 
         options = replace(options, patches=recorded_grid(options.tuning_records))  # `tvmc tune`'s fastest grid
     board = board_for(options.target)
     require_tools(board)
-    imported = load_model(model_path, options.input_shapes)  # ONNX/TFLite -> Relax, constants folded
+    imported = load_model(model_path, options.input_shapes, allow_nonfinite=options.allow_nonfinite_weights)
     mod = convert_layout(imported.mod, options.desired_layout)  # tvmc's --desired-layout
     per_layer, layers, program, choice, refusal = lower_model(mod, options)
     tuning = None
@@ -59,16 +60,15 @@ def compile_model(model_path: str | Path, out_dir: str | Path, options: CompileO
 
         program, tuning = apply_records_file(program, per_layer, options.tuning_records, imported.path, board)
     backend = resolve_kernel_backend(options.kernels, board)
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
-    try:
+    with staged_output(out_dir) as staging:  # becomes OUT only if everything below succeeds
         src = staging / "src"
         kernels = build_kernels(program, board, backend, src)  # TVM codegen: C source or LLVM object
         workspace = step_workspaces(program, kernels.workspace)
         plan = plan_arena(program_buffers(program, workspace))  # one static arena, offsets planned
         plan.check_no_overlap()
         _check_fits(imported.path.name, plan.size, board, None if options.exclude_input else options.sram_cap)
-        emitted = emit_model(program, plan, workspace, imported.name, src)  # call sequence + arena
+        labels = ([s.name for s in imported.inputs], [s.name for s in imported.outputs])
+        emitted = emit_model(program, plan, workspace, imported.name, src, labels)  # call sequence + arena
         (staging / "arena_plan.txt").write_text(plan.print_plan() + "\n")
         model_sources = list(emitted.files) + kernels.sources
         elf = build_elf(board, model_sources, kernels.objects, staging / "model.elf", [src])
@@ -83,13 +83,7 @@ def compile_model(model_path: str | Path, out_dir: str | Path, options: CompileO
             patched = live_bytes(program, kernels.workspace) if program.stage is not None else None
             plot_profile(staging / "profile.png", layers, live_bytes(layer_view, kernels.workspace), patched,
                          options.sram_cap, f"{imported.path.name} on {board.name}")
-        if out_dir.exists():
-            shutil.rmtree(out_dir)
-        staging.rename(out_dir)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
-    return CompileResult(out_dir, out_dir / "model.elf", report)
+    return CompileResult(out_dir, out_dir / "model.elf", report, kernels.log)
 
 
 def lower_model(mod, options: CompileOptions) -> tuple[Program, list[Layer], Program, PlanChoice | None, str | None]:
