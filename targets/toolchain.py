@@ -12,9 +12,13 @@ from __future__ import annotations
 
 import functools
 import importlib.util
+import os
+import re
+import shlex
 import shutil
 import struct
 import subprocess
+import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -28,7 +32,6 @@ _COMMON_RUNTIME = ("tvmp_main.c", "tvmp_runtime.c", "tvmp_text.c")
 _HOST_RUNTIME = ("tvmp_platform_host.c",)
 _CORTEX_M_RUNTIME = ("tvmp_platform_cortexm.c", "tvmp_startup_cortexm.c")
 _CORTEX_M_LINKER_COMMON = "tvmp_cortexm.ld"
-_ERROR_TAIL_LINES = 40
 
 
 def runtime_dir() -> Path:
@@ -149,35 +152,84 @@ def build_elf(
     the model's C is found), then ``include_dirs``, the runtime and TVM's headers.
     """
     require_tools(board, build=True, run=False)
-    out_elf = Path(out_elf)
-    inputs = [Path(p) for p in (*sources, *objects)]
+    out_elf = Path(out_elf).absolute()
+    inputs = [Path(p).absolute() for p in (*sources, *objects)]
     for path in inputs:
         if not path.is_file():
             raise BuildError(f"cannot build {out_elf.name} for {board.name}: {path} does not exist")
-    source_dirs = list(dict.fromkeys(Path(p).resolve().parent for p in sources))
+    # Reproducible: the compiler runs in the ELF's folder with paths relative to it, and that
+    # folder is mapped to "." in the debug info, so the ELF and its map are the same bytes
+    # wherever the folder is (tvmc compiles in a staging folder with a random name).
+    here = out_elf.parent
+    here.mkdir(parents=True, exist_ok=True)
+
+    def rel(p: Path | str) -> str:
+        p = Path(p).absolute()
+        return str(p.relative_to(here)) if p.is_relative_to(here) else str(p)
+
+    source_dirs = list(dict.fromkeys(Path(p).absolute().parent for p in sources))
     incs = [*source_dirs, *(Path(d) for d in include_dirs), *_runtime_include_dirs()]
-    out_elf.parent.mkdir(parents=True, exist_ok=True)
-    cmd = [
-        compiler(board),
-        *compile_flags(board, opt),
-        *(f"-I{d}" for d in incs),
-        *(str(p) for p in (*sources, *runtime_sources(board))),
-        *(str(p) for p in objects),
-        f"-L{runtime_dir()}",
-        *link_flags(board, stack_bytes),
-        f"-Wl,-Map={out_elf}.map",
-        "-o",
-        str(out_elf),
-    ]
-    done = subprocess.run(cmd, capture_output=True, text=True, check=False)
-    if done.returncode != 0:
-        log = (done.stdout + done.stderr).strip().splitlines()
-        tail = "\n".join(log[-_ERROR_TAIL_LINES:])
-        raise BuildError(
-            f"{compiler(board)} failed to build {out_elf.name} for {board.name} "
-            f"(exit {done.returncode}); last lines:\n{tail}"
-        )
+    cflags = [*compile_flags(board, opt), f"-ffile-prefix-map={here}=.", *(f"-I{rel(d)}" for d in incs)]
+    # One object per source under a fixed name (gcc's own temporaries are random and would
+    # end up in the map file), removed after the link.
+    build = here / f".build-{out_elf.name}"
+    shutil.rmtree(build, ignore_errors=True)
+    build.mkdir()
+    try:
+        compiled = []
+        for k, src in enumerate((*sources, *runtime_sources(board))):
+            obj = build / f"{k:02d}_{Path(src).stem}.o"
+            _run_tool(board, out_elf, [compiler(board), *cflags, "-c", rel(src), "-o", rel(obj)], here)
+            compiled.append(rel(obj))
+        link = [
+            compiler(board),
+            *compile_flags(board, opt),
+            *compiled,
+            *(rel(p) for p in objects),
+            f"-L{runtime_dir()}",
+            *link_flags(board, stack_bytes),
+            *(["-Wl,--build-id=none"] if board.is_host else []),
+            f"-Wl,-Map={out_elf.name}.map",
+            "-o",
+            out_elf.name,
+        ]
+        _run_tool(board, out_elf, link, here)
+    finally:
+        shutil.rmtree(build, ignore_errors=True)
     return out_elf
+
+
+def _run_tool(board: Board, out_elf: Path, cmd: list[str], cwd: Path) -> None:
+    done = subprocess.run(cmd, capture_output=True, text=True, check=False, cwd=cwd)
+    if done.returncode != 0:
+        log = write_log(f"build-{out_elf.stem}-{board.name}", f"cd {shlex.quote(str(cwd))} && {shlex.join(cmd)}",
+                        done.stdout + done.stderr)
+        raise BuildError(
+            f"{cmd[0]} failed to build {out_elf.name} for {board.name} (exit {done.returncode}): "
+            f"{first_error(done.stdout + done.stderr)}; full log: {log}"
+        )
+
+
+def first_error(text: str) -> str:
+    """The first line of a compiler's output that says what failed, shortened to one line."""
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    hit = next((line for line in lines if re.search(r"\berror\b|overflowed|undefined reference", line)), None)
+    line = hit or (lines[-1] if lines else "no output")
+    return line if len(line) <= 240 else line[:237] + "..."
+
+
+def log_dir() -> Path:
+    """Where full build logs go: the system temp folder, never beside OUT."""
+    return Path(tempfile.gettempdir()) / "tvm-patch-logs"
+
+
+def write_log(stem: str, command: str, output: str) -> Path:
+    folder = log_dir()
+    folder.mkdir(parents=True, exist_ok=True)
+    fd, name = tempfile.mkstemp(prefix=f"{stem}-", suffix=".log", dir=folder)
+    with os.fdopen(fd, "w") as f:
+        f.write(f"$ {command}\n{output}")
+    return Path(name)
 
 
 # --- reading the built program -------------------------------------------------

@@ -22,6 +22,7 @@ import tvm_ffi
 from tvm.s_tir import Schedule
 from tvm.s_tir.meta_schedule.database import Database, JSONDatabase
 
+from ..capture import native_stderr
 from ..errors import TvmPatchError
 from ..lower import Program
 from ..targets.boards import Board
@@ -63,13 +64,18 @@ def write_records(path: Path, header: dict, database_dir: Path) -> dict:
 
 def read_records(path: Path) -> dict:
     try:
-        doc = json.loads(Path(path).read_text())
+        doc = json.loads(Path(path).read_bytes().decode("utf-8"))
     except FileNotFoundError:
         raise BadRecords(f"{path}: no such records file; write one with `tvmc tune MODEL -o {path}`") from None
-    except json.JSONDecodeError as err:
-        raise BadRecords(f"{path}: not JSON ({err})") from None
+    except IsADirectoryError:
+        raise BadRecords(f"{path}: is a folder, not a records file") from None
+    except (UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise BadRecords(f"{path}: not JSON ({type(err).__name__}); not a tvm-patch records file") from None
     if not isinstance(doc, dict) or doc.get("format") != FORMAT:
         raise BadRecords(f"{path}: not a tvm-patch records file (expected format {FORMAT!r})")
+    for key in ("workloads", "records"):
+        if not isinstance(doc.get(key, []), list):
+            raise BadRecords(f"{path}: {key!r} is not a list; the records file is damaged, tune again")
     return doc
 
 
@@ -106,7 +112,18 @@ def unpack_database(doc: dict, database_dir: Path) -> JSONDatabase:
     database_dir.mkdir(parents=True, exist_ok=True)
     (database_dir / WORKLOADS).write_text("".join(json.dumps(w) + "\n" for w in doc.get("workloads", [])))
     (database_dir / TUNING_RECORDS).write_text("".join(json.dumps(r) + "\n" for r in doc.get("records", [])))
-    return JSONDatabase(str(database_dir / WORKLOADS), str(database_dir / TUNING_RECORDS), allow_missing=False)
+    try:
+        with native_stderr():
+            return JSONDatabase(str(database_dir / WORKLOADS), str(database_dir / TUNING_RECORDS), allow_missing=False)
+    except Exception as err:  # noqa: BLE001 - MetaSchedule's parser raises RuntimeError/ValueError/TypeError
+        raise BadRecords(f"the records file for {doc.get('model', '?')} is damaged ({_first_line(err)}); tune again") from None
+
+
+def _first_line(err: Exception) -> str:
+    lines = [line.strip() for line in str(err).splitlines() if line.strip()]
+    text = next((line for line in lines if "Check failed" in line or "Error" in line), lines[0] if lines else "")
+    text = text.removeprefix("parallel_for_dynamic error with ")
+    return text if len(text) <= 200 else text[:197] + "..."
 
 
 def open_records(path: Path, model: Path, board: Board) -> tuple[dict, Database]:
@@ -137,7 +154,12 @@ def best_schedule(database: Database, func, budget: int | None = None) -> tuple[
         return None
     for record in database.get_top_k(database.commit_workload(mod), 64):
         sch = Schedule(mod)
-        record.trace.apply_to_schedule(sch, remove_postproc=False)
+        try:
+            with native_stderr():
+                record.trace.apply_to_schedule(sch, remove_postproc=False)
+        except Exception as err:  # noqa: BLE001 - a trace that does not fit the kernel: TVM raises many types
+            raise BadRecords(f"a record for kernel {func.attrs.get('global_symbol', '?') if func.attrs else '?'} "
+                             f"does not replay ({_first_line(err)}); the records are damaged, tune again") from None
         if budget is not None and workspace_bytes(sch.mod) > budget:
             continue
         secs = [float(s) for s in record.run_secs]

@@ -26,6 +26,7 @@ from tvm.ir.utils import derived_object
 from tvm.s_tir import meta_schedule as ms
 from tvm.s_tir.meta_schedule.measure_callback import PyMeasureCallback
 
+from ..capture import native_stderr
 from ..liveness import program_buffers, step_workspaces
 from ..options import CompileOptions
 from ..progress import Progress
@@ -175,7 +176,7 @@ def tune_model(model_path: str | Path, options: CompileOptions, settings: TuneSe
                 search_strategy=search_strategy(settings.population), task_name=task.name,
                 rand_state=settings.seed + i, num_threads=1, logger=_logger(work, task.name),
             ).clone())
-        with _quiet(settings.verbose):
+        with _quiet(settings.verbose), native_stderr() as tvm_log:
             ms.tune_tasks(
                 tasks=contexts, task_weights=[t.weight for t in taskset.tasks], work_dir=str(work),
                 max_trials_global=settings.trials, num_trials_per_iter=settings.trials_per_iter,
@@ -184,8 +185,11 @@ def tune_model(model_path: str | Path, options: CompileOptions, settings: TuneSe
                 task_scheduler="gradient",
             )
         progress.bar.done()
-        with _quiet(settings.verbose):
+        with _quiet(settings.verbose), native_stderr() as untuned_log:
             base = measure_untuned(builder, runner, target, {t.name: taskset.per_layer.kernels[t.name] for t in taskset.tasks})
+        if settings.verbose:  # TVM's own C++ messages (LLVM warnings of every candidate build)
+            for line in (*tvm_log, *untuned_log):
+                print(f"tvm: {line}", file=sys.stderr)
         untuned = {str(tvm_ffi.structural_hash(t.module)): base[t.name] for t in taskset.tasks if t.name in base}
         header["untuned_secs"] = untuned
         tuned, applied = apply_records(taskset.program, taskset.per_layer, database, untuned, options.sram_cap)

@@ -17,6 +17,7 @@ from .lower import Program
 
 if TYPE_CHECKING:
     from .targets.boards import Board
+from .capture import native_stderr
 from .targets.workspace import kernel_workspaces
 
 # Measured with `python bench/kernel_backends.py` (QEMU instruction counts, see README):
@@ -30,6 +31,7 @@ class Kernels:
     sources: list[Path] = field(default_factory=list)
     objects: list[Path] = field(default_factory=list)
     workspace: dict[str, int] = field(default_factory=dict)
+    log: tuple[str, ...] = ()  # what TVM printed while building them (shown with tvmc -v)
 
 
 def resolve_kernel_backend(requested: str, board: Board) -> str:
@@ -44,19 +46,21 @@ def build_kernels(program: Program, board: Board, backend: str, out_dir: Path) -
     """Write kernels.c always (the host build and the workspace analysis use it) and, for the
     llvm backend, kernels.o for the board; `sources`/`objects` are what the board build links."""
     out_dir.mkdir(parents=True, exist_ok=True)
-    c_source = tvm.tirx.build(program.kernels, tvm.target.Target({"kind": "c"})).inspect_source()
+    with native_stderr() as log:
+        c_source = tvm.tirx.build(program.kernels, tvm.target.Target({"kind": "c"})).inspect_source()
     c_path = out_dir / "kernels.c"
     c_path.write_text(c_source)
     workspace = kernel_workspaces(c_source)
     if backend == "c":
-        return Kernels("c", sources=[c_path], workspace=workspace)
-    target = tvm.target.Target(board.llvm_target or {"kind": "llvm"})
+        return Kernels("c", sources=[c_path], workspace=workspace, log=tuple(log))
     objects = []
-    for suffix, group in _alias_groups(program.kernels):
-        obj = out_dir / f"kernels{suffix}.o"
-        tvm.tirx.build(group, target).write_to_file(str(obj))
-        objects.append(obj)
-    return Kernels("llvm", objects=objects, workspace=workspace)
+    with native_stderr() as llvm_log:
+        target = tvm.target.Target(board.llvm_target or {"kind": "llvm"})
+        for suffix, group in _alias_groups(program.kernels):
+            obj = out_dir / f"kernels{suffix}.o"
+            tvm.tirx.build(group, target).write_to_file(str(obj))
+            objects.append(obj)
+    return Kernels("llvm", objects=objects, workspace=workspace, log=(*log, *llvm_log))
 
 
 def _alias_groups(kernels: tvm.IRModule) -> list[tuple[str, tvm.IRModule]]:

@@ -35,6 +35,7 @@ class CompileOptions:
     plot: bool = False  # also write OUT/profile.png (bytes live per layer)
     opt_level: str = "-O2"
     tuning_records: str | None = None  # `tvmc tune -o` output: its schedules replace InlineKernels'
+    allow_nonfinite_weights: bool = False  # compile weights holding NaN/Inf instead of refusing
 
 
 def parse_grid(text: str | None) -> tuple[int, int] | None:

@@ -159,6 +159,13 @@ def choose_plan(
     (MCUNetV2's convention: the image can stream in); the cap then applies to that figure."""
     total_macs = max(sum(layer.macs for layer in layers), 1)
     if split is not None:
+        if len(layers) < 2:
+            raise TvmPatchError(f"--split {split}: the model has {len(layers)} layer; a patch stage needs at least 2")
+        if not 2 <= split <= len(layers):
+            raise TvmPatchError(
+                f"--split {split}: a patch stage holds 2 to {len(layers)} layers (the model has {len(layers)}); "
+                "give one in that range or --split auto"
+            )
         reason = stage_refusal(layers, split)
         if reason:
             raise TvmPatchError(f"--split {split}: {reason}")
@@ -168,9 +175,15 @@ def choose_plan(
         # activation bytes are at least 1/16 of the per-layer peak layer's.
         heavy = max(layer.activation_bytes for layer in layers) / 16
         last_heavy = max(i for i, layer in enumerate(layers) if layer.activation_bytes >= heavy)
-        splits = [k for k in range(2, min(last_heavy + 2, len(layers))) if stage_refusal(layers, k) is None]
+        ks = range(2, min(last_heavy + 2, len(layers)))
+        splits = [k for k in ks if stage_refusal(layers, k) is None]
         if not splits:
-            raise NoPatchStage(f"no patch stage possible: {stage_refusal(layers, 2)}")
+            why = stage_refusal(layers, min(2, len(layers)))
+            if why is None and len(layers) < 3:
+                why = f"the model has {len(layers)} layer(s); a patch stage needs 2 layers and one after it"
+            elif why is None:
+                why = f"the memory-heavy early part ends at layer {last_heavy}, before a stage of 2 layers can end"
+            raise NoPatchStage(f"no patch stage possible: {why}")
     candidates: list[PlanChoice] = []
     limiting: dict[PatchPlan, str] = {}
     progress = Progress("planning patches", len(splits))

@@ -7,13 +7,15 @@ C (model, arena, call sequence, C-backend kernels) with the host gcc into `OUT/h
 from __future__ import annotations
 
 import json
+import math
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from .errors import RunError, TvmPatchError
+from .errors import BadRunInputs, DamagedOutput, RunError, TvmPatchError
+from .names import shown
 from .targets.boards import BOARDS, board_for
 from .targets.run import RunResult, run_elf
 from .targets.toolchain import build_elf, require_tools
@@ -26,11 +28,42 @@ class ModelRun:
     report: dict
 
 
+_DTYPES = frozenset({"int8", "uint8", "int16", "uint16", "int32", "uint32", "int64", "float16", "float32", "float64"})
+
+
 def load_report(out_dir: Path) -> dict:
+    """OUT/report.json, checked as far as `tvmc run` relies on it (names, shapes, dtypes, bytes)."""
     path = Path(out_dir) / "report.json"
     if not path.is_file():
         raise TvmPatchError(f"{out_dir}: no report.json here; compile first with `tvmc compile MODEL -o {out_dir}`")
-    return json.loads(path.read_text())
+    damaged = f"{path} is damaged"
+    again = "; compile again with `tvmc compile MODEL -o OUT`"
+    try:
+        report = json.loads(path.read_bytes().decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise DamagedOutput(f"{damaged}: not JSON ({type(err).__name__}){again}") from None
+    if not isinstance(report, dict):
+        raise DamagedOutput(f"{damaged}: not a JSON object{again}")
+    for key, kind in (("model", str), ("board", str), ("peak_sram_bytes", int), ("inputs", list), ("outputs", list)):
+        if not isinstance(report.get(key), kind):
+            raise DamagedOutput(f"{damaged}: {key!r} is missing or not a {kind.__name__}{again}")
+    for where in ("inputs", "outputs"):
+        for i, spec in enumerate(report[where]):
+            _check_spec(spec, f"{damaged}: {where}[{i}]", again)
+    return report
+
+
+def _check_spec(spec, what: str, again: str) -> None:
+    if not isinstance(spec, dict) or not isinstance(spec.get("name"), str):
+        raise DamagedOutput(f"{what} has no name{again}")
+    shape, dtype = spec.get("shape"), spec.get("dtype")
+    if not isinstance(shape, list) or not all(isinstance(d, int) and d > 0 for d in shape):
+        raise DamagedOutput(f"{what} has shape {shape!r}, not a list of positive integers{again}")
+    if dtype not in _DTYPES:
+        raise DamagedOutput(f"{what} has dtype {dtype!r}, not one of {', '.join(sorted(_DTYPES))}{again}")
+    nbytes = int(np.prod(shape, dtype=np.int64)) * np.dtype(dtype).itemsize
+    if spec.get("bytes") != nbytes:
+        raise DamagedOutput(f"{what}: {spec.get('bytes')!r} bytes does not match {dtype}{shape} ({nbytes} B){again}")
 
 
 def host_executable(out_dir: Path) -> Path:
@@ -55,18 +88,20 @@ def run_compiled(
     timeout_s: float = 600.0,
 ) -> ModelRun:
     out_dir = Path(out_dir)
+    if not (isinstance(timeout_s, (int, float)) and math.isfinite(timeout_s) and timeout_s > 0):
+        raise TvmPatchError(f"--timeout {timeout_s}: give a positive number of seconds")
     report = load_report(out_dir)
     specs = report["inputs"]
     if inputs is None:
         inputs = [_random_input(s, seed=i) for i, s in enumerate(specs)]
     if len(inputs) != len(specs):
-        raise TvmPatchError(f"the model takes {len(specs)} inputs, got {len(inputs)}")
+        raise BadRunInputs(f"the model takes {len(specs)} inputs, got {len(inputs)}")
     blobs = []
     for spec, x in zip(specs, inputs):
         x = np.asarray(x)
         if tuple(x.shape) != tuple(spec["shape"]) or str(x.dtype) != spec["dtype"]:
-            raise TvmPatchError(
-                f"input {spec['name']!r}: expected {spec['dtype']}{spec['shape']}, got {x.dtype}{list(x.shape)}"
+            raise BadRunInputs(
+                f"input {shown(spec['name'])}: expected {spec['dtype']}{spec['shape']}, got {x.dtype}{list(x.shape)}"
             )
         blobs.append(np.ascontiguousarray(x).tobytes())
     out_bytes = sum(o["bytes"] for o in report["outputs"])
