@@ -34,6 +34,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 from keras import layers
+from tensorflow.lite.python import schema_py_generated as schema
 
 REPO = Path(__file__).resolve().parents[1]
 OUT = REPO / "tests" / "data" / "models"
@@ -256,7 +257,8 @@ def convert(spec: Spec) -> bytes:
 
 
 def describe(data: bytes) -> dict:
-    """Op list (builtin names, in execution order) and input/output tensors of a .tflite model."""
+    """Op list (builtin names, in execution order), input/output tensors, and the bytes of the
+    constant tensors by type (int8 weights, int32 bias) of a .tflite model."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # tf.lite.Interpreter's deprecation notice
         it = tf.lite.Interpreter(model_content=data)
@@ -272,10 +274,18 @@ def describe(data: bytes) -> dict:
             for d in details
         ]
 
+    model = schema.Model.GetRootAsModel(data, 0)
+    graph = model.Subgraphs(0)
+    const = Counter()
+    for i in range(graph.TensorsLength()):
+        t = graph.Tensors(i)
+        const[t.Type()] += model.Buffers(t.Buffer()).DataLength()
     return {
         "ops": [op["op_name"] for op in it._get_ops_details()],
         "inputs": tensors(it.get_input_details()),
         "outputs": tensors(it.get_output_details()),
+        "int8_bytes": const[schema.TensorType.INT8],
+        "int32_bytes": const[schema.TensorType.INT32],
     }
 
 
@@ -289,8 +299,8 @@ on {n} random inputs uniform in [-1, 1]: int8 input and output, int8 weights (pe
 conv and depthwise), int32 bias. They are test inputs, not classifiers: outputs mean nothing,
 but every op runs with TFLite's int8 arithmetic. CI reads these files and needs no TensorFlow.
 
-| model | bytes | input (shape, scale, zero point) | output (shape, scale, zero point) | ops |
-|---|---|---|---|---|
+| model | bytes | constant bytes: int8 (weights) / int32 (bias, axes, paddings, shapes) | input (shape, scale, zero point) | output (shape, scale, zero point) | ops |
+|---|---|---|---|---|---|
 """
 
 
@@ -309,6 +319,9 @@ What the converter did with the Keras layers (read back from the files):
   conv on an even size, or before a MEAN). A PAD pads with the tensor's zero point.
 - The converter gives every input of a `CONCATENATION` the output's scale and zero point, so
   concatenation is a byte copy; the producers requantize.
+- The files are larger than their constants: the flatbuffer stores per-channel quantization
+  (a float32 scale and an int64 zero point per channel, for each filter and its bias), tensor
+  names and op options.
 - `LOGISTIC` and `SOFTMAX` outputs are fixed at scale 1/256, zero point -128; `TANH` at 1/128, 0.
 """
 
@@ -324,7 +337,8 @@ def write_readme(rows: list[tuple[Spec, int, dict]]) -> None:
     for spec, nbytes, info in rows:
         ops = ", ".join(f"{op} x{k}" for op, k in sorted(Counter(info["ops"]).items()))
         text += (
-            f"| `{spec.name}.tflite` | {nbytes:,} | {_tensor_cell(info['inputs'])} | "
+            f"| `{spec.name}.tflite` | {nbytes:,} | {info['int8_bytes']:,} / {info['int32_bytes']:,} | "
+            f"{_tensor_cell(info['inputs'])} | "
             f"{_tensor_cell(info['outputs'])} | {ops} |\n"
         )
     text += "\nWhat each model is for:\n\n"
@@ -353,6 +367,7 @@ def main() -> int:
         print(
             f"{spec.name}.tflite  {len(data):,} B  sha256 {hashlib.sha256(data).hexdigest()[:16]}"
         )
+        print(f"  constants int8 {info['int8_bytes']:,} B, int32 {info['int32_bytes']:,} B")
         print(f"  in  {_tensor_cell(info['inputs'])}\n  out {_tensor_cell(info['outputs'])}")
         print(f"  ops {' '.join(info['ops'])}")
     if args.out == OUT:
