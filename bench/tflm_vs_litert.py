@@ -5,7 +5,7 @@ the largest LSB difference between TFLite Micro's reference kernels (tests/refer
 and ai-edge-litert, with its default kernels and with its reference kernels, over seeded
 random int8 inputs; and the arena the oracle probed.
 
-Run: python bench/tflm_vs_litert.py [--seeds 3]
+Run: python bench/tflm_vs_litert.py [--seeds 5]
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ def main() -> int:
     from tests.reference.tflm import random_inputs, tflm_arena_size, tflm_outputs_many
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--seeds", type=int, default=3)
+    parser.add_argument("--seeds", type=int, default=5)
     args = parser.parse_args()
     models = [MLPERF / f"{n}.tflite" for n in MLPERF_INT8]
     models += sorted((REPO / "tests" / "data" / "models").glob("*.tflite"))

@@ -30,22 +30,22 @@ TEST_MODELS = [
     "op_coverage_32_int8",
 ]
 MLPERF_INT8 = ["vww_96_int8", "kws_ref_model", "pretrainedResnet_quant"]
-SEEDS = [0, 1, 2]
+SEEDS = [0, 1, 2, 3, 4]  # issue 10's bit-exact rule: at least 5 seeded random inputs
 SMALL = MODELS / "op_coverage_32_int8.tflite"  # 10 KB, runs in a blink
 
-# Largest |TFLM - ai-edge-litert default kernels| on SEEDS (bench/tflm_vs_litert.py, litert
-# 2.3.0): the optimized kernels round differently, and random-weight networks carry a one-LSB
-# difference further than trained ones. The bound is that figure plus a few LSB of headroom
-# for another litert build; a difference past it means the oracle is fed or read wrongly.
+# Largest |TFLM - ai-edge-litert default kernels| on SEEDS (`bench/tflm_vs_litert.py --seeds 5`,
+# litert 2.3.0): the optimized kernels round differently, and random-weight networks carry a
+# one-LSB difference further than trained ones. The bound is that figure plus a fifth and 4 LSB
+# of headroom for another litert build; past it the oracle is fed or read wrongly.
 LITERT_DEFAULT_LSB = {
-    "vww_96_int8": 4,  # measured 0 (DESIGN.md: up to 24 on other inputs, so 0 here is luck)
-    "kws_ref_model": 12,  # measured 8
-    "pretrainedResnet_quant": 8,  # measured 5
-    "mobilenet_v2_035_96_int8": 40,  # measured 31
+    "vww_96_int8": 4,  # measured 0 (DESIGN.md: up to 24 on other inputs; these saturate)
+    "kws_ref_model": 14,  # measured 8
+    "pretrainedResnet_quant": 30,  # measured 22
+    "mobilenet_v2_035_96_int8": 60,  # measured 47
     "mobilenet_v2_050_64_int8": 24,  # measured 16
-    "mobilenet_v3_style_96_int8": 10,  # measured 6
-    "concat_mean_pad_64_int8": 4,  # measured 1
-    "op_coverage_32_int8": 4,  # measured 1
+    "mobilenet_v3_style_96_int8": 12,  # measured 6
+    "concat_mean_pad_64_int8": 6,  # measured 1
+    "op_coverage_32_int8": 6,  # measured 1
 }
 
 # The int8 ops issue 10 asks the integer lowering to cover, by TFLite builtin name.
