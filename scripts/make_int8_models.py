@@ -323,6 +323,12 @@ What the converter did with the Keras layers (read back from the files):
   (a float32 scale and an int64 zero point per channel, for each filter and its bias), tensor
   names and op options.
 - `LOGISTIC` and `SOFTMAX` outputs are fixed at scale 1/256, zero point -128; `TANH` at 1/128, 0.
+
+TVM 0.27's TFLite frontend (`from_tflite`) imports the two MobileNetV2s and the MobileNetV3-style
+model. It refuses `concat_mean_pad_64_int8` (quantized `PAD`) and `op_coverage_32_int8`
+(quantized `TRANSPOSE`) in its up-front check (`_SUPPORTED_QUANTIZED_OPS`), though its PAD
+converter pads with the zero point: with both names added to that set the two models import,
+and run on the Relax VM within 1 LSB of TFLite Micro.
 """
 
 
