@@ -38,7 +38,7 @@ ARENA_MAX = 1 << 30  # beyond this a model is not a microcontroller model: stop 
 CHILD_TIMEOUT_S = 600  # one child's wall-clock limit (a large model on the reference kernels)
 # What TFLM prints when the arena is too small ("Failed to allocate tail memory. Requested: 672,
 # available 320, missing: 352"); any other failure is not retried with a larger arena.
-_ARENA_WORDS = re.compile(r"Failed to allocate|missing: \d+|[Aa]rena")
+_ARENA_WORDS = re.compile(r"Failed to allocate|missing: \d+")
 
 
 class TflmError(RuntimeError):

@@ -174,3 +174,28 @@ def test_arena_is_probed_once_and_cached():
 def test_missing_model():
     with pytest.raises(FileNotFoundError, match="no such model"):
         tflm_arena_size(MODELS / "no_such_model.tflite")
+
+
+def _first_opcode_set_to(src: Path, code: int, dst: Path) -> Path:
+    """A copy of `src` whose first operator code is `code` (both schema fields, in place)."""
+    import tflite
+
+    data = bytearray(src.read_bytes())
+    tab = tflite.Model.GetRootAsModel(bytes(data), 0).OperatorCodes(0)._tab
+    deprecated, builtin = tab.Pos + tab.Offset(4), tab.Pos + tab.Offset(10)  # fields 0 and 3
+    data[deprecated] = code
+    data[builtin : builtin + 4] = code.to_bytes(4, "little")
+    dst.write_bytes(bytes(data))
+    return dst
+
+
+def test_other_failures_are_not_retried_as_arena(tmp_path):
+    """A model TFLM cannot prepare (CONV_2D's code turned into BATCH_MATMUL's, 126) fails on
+    the first probe with TFLM's own words, instead of doubling the arena up to 1 GiB."""
+    from tests.reference import tflm
+
+    bad = _first_opcode_set_to(SMALL, 126, tmp_path / "bad_op.tflite")
+    with pytest.raises(TflmError, match=r"(?s)BATCH_MATMUL .*failed to prepare") as err:
+        tflm_arena_size(bad)
+    first = tflm._first_guess(bad)
+    assert f"(arena {first:,} B)" in str(err.value), f"not the first try: {err.value}"
