@@ -14,18 +14,21 @@ files inside the model's folder.
 from __future__ import annotations
 
 import re
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import onnx
+import tflite
 import tvm
 import tvm_ffi
 from tvm import relax
 
-from .capture import native_stderr
-from .errors import DynamicShapeError, ModelLoadError, NonFiniteWeights, UnsupportedOperator
-from .names import sanitize, shown
-from .passes.group_kernels import shape_bytes
+from tvm_patch_core.capture import native_stderr
+from tvm_patch_core.errors import DynamicShapeError, ModelLoadError, NonFiniteWeights, UnsupportedOperator
+from tvm_patch_core.graph import shape_bytes
+from tvm_patch_core.names import sanitize, shown
 
 
 @dataclass(frozen=True)
@@ -54,28 +57,6 @@ def c_identifier(stem: str) -> str:
     return name if name and not name[0].isdigit() else f"m_{name}"
 
 
-def parse_input_shapes(text: str | None) -> dict[str, tuple[int, ...]]:
-    """`name:[1,3,224,224] other:[1,10]` (tvmc's syntax) -> {name: shape}."""
-    if not text:
-        return {}
-    shapes: dict[str, tuple[int, ...]] = {}
-    for m in re.finditer(r"([^\s:\[\]]+(?::[^\s:\[\]]+)*):\[([^\]]*)\]", text):
-        dims = []
-        for d in m.group(2).split(","):
-            if not re.fullmatch(r"\s*-?[0-9]+\s*", d):
-                raise ModelLoadError(f"--input-shapes {text!r}: dimension {d.strip()!r} of {m.group(1)!r} is not an integer")
-            dims.append(int(d))
-        bad = [d for d in dims if d <= 0]
-        if bad:
-            raise ModelLoadError(
-                f"--input-shapes: {m.group(1)!r} has dimension {bad[0]}; every dimension must be at least 1"
-            )
-        shapes[m.group(1)] = tuple(dims)
-    if not shapes:
-        raise ModelLoadError(f"--input-shapes {text!r}: expected name:[d0,d1,...] (e.g. input:[1,3,224,224])")
-    return shapes
-
-
 def load_model(
     path: str | Path, input_shapes: dict[str, tuple[int, ...]] | None = None, *, allow_nonfinite: bool = False
 ) -> ImportedModel:
@@ -98,7 +79,7 @@ def load_model(
     outs = out_ty.fields if isinstance(out_ty, relax.TupleType) else [out_ty]
     if len(out_labels) != len(outs):
         out_labels = [f"output{i}" for i in range(len(outs))]
-    outputs = tuple(_spec(label, t, path) for label, t in zip(out_labels, outs))
+    outputs = tuple(_spec(label, t, path) for label, t in zip(out_labels, outs, strict=False))
     return ImportedModel(c_identifier(path.stem), path, fmt, mod, inputs, outputs)
 
 
@@ -137,7 +118,7 @@ def _unique(name: str, taken: set[str]) -> str:
     return name
 
 
-def _spec(name: str, ty, path: Path) -> TensorSpec:
+def _spec(name: str, ty: relax.TensorType, path: Path) -> TensorSpec:
     shape = getattr(ty, "shape", None)
     if shape is None or not hasattr(shape, "values"):
         raise DynamicShapeError(f"{path.name}: tensor {shown(name)} has no static shape ({ty})")
@@ -161,12 +142,16 @@ def _wrap_frontend_error(path: Path, err: Exception) -> Exception:
     return ModelLoadError(f"{path.name}: the importer failed: {text}")
 
 
-def _check_input_shapes(path: Path, model_inputs: dict[str, list[int] | None], wanted: dict[str, tuple[int, ...]]) -> None:
+def _check_input_shapes(
+    path: Path, model_inputs: dict[str, list[int] | None], wanted: dict[str, tuple[int, ...]]
+) -> None:
     """--input-shapes may only name the model's inputs, and not change a static input's rank."""
     for name, shape in wanted.items():
         if name not in model_inputs:
             names = ", ".join(shown(n) for n in model_inputs)
-            raise ModelLoadError(f"--input-shapes names {shown(name)}, which is not an input of {path.name} (inputs: {names})")
+            raise ModelLoadError(
+                f"--input-shapes names {shown(name)}, which is not an input of {path.name} (inputs: {names})"
+            )
         static = model_inputs[name]
         if static is not None and len(static) != len(shape):
             raise ModelLoadError(
@@ -190,19 +175,18 @@ def _dims_problem(dims: list) -> str | None:
 def _import_onnx(
     path: Path, data: bytes, input_shapes: dict[str, tuple[int, ...]], allow_nonfinite: bool
 ) -> tuple[tvm.IRModule, tuple[list[str], list[str]]]:
-    import onnx
     from tvm.relax.frontend.onnx import from_onnx
 
     try:
         model = onnx.load_from_string(data)
-    except Exception as err:  # noqa: BLE001 - protobuf raises assorted types for garbage
+    except Exception as err:
         raise ModelLoadError(f"{path.name}: not an ONNX or TFLite model ({type(err).__name__})") from None
     if not model.graph.node:
         raise ModelLoadError(f"{path.name}: not an ONNX or TFLite model (empty graph)")
     _load_external_data(path, model)
     try:
         onnx.checker.check_model(model)
-    except Exception as err:  # noqa: BLE001 - onnx raises many unrelated types for bad files
+    except Exception as err:
         detail = shown(str(err).strip().splitlines()[0][:200] if str(err).strip() else type(err).__name__, quote=False)
         raise ModelLoadError(f"{path.name}: not a valid ONNX model: {detail}") from None
     if not allow_nonfinite:
@@ -213,7 +197,9 @@ def _import_onnx(
     for inp in graph_inputs:
         dims = inp.type.tensor_type.shape.dim
         declared[inp.name] = [d.dim_value if d.HasField("dim_value") else (d.dim_param or None) for d in dims]
-    _check_input_shapes(path, {n: (d if _dims_problem(d) != "dynamic" else None) for n, d in declared.items()}, input_shapes)
+    _check_input_shapes(
+        path, {n: (d if _dims_problem(d) != "dynamic" else None) for n, d in declared.items()}, input_shapes
+    )
     shape_dict: dict[str, list[int]] = {}
     dtype_dict: dict[str, str] = {}
     for inp in graph_inputs:
@@ -243,14 +229,15 @@ def _import_onnx(
             f"{path.name}: operator {shown(op)} (layer {shown(node)}) is not supported by the ONNX importer"
         )
     try:
-        with native_stderr():  # TVM's C++ warnings on a failed import ("BlockBuilder destroyed ...")
+        with native_stderr(), warnings.catch_warnings():  # TVM's C++ and Python warnings: not for the user
+            warnings.simplefilter("ignore")
             mod = from_onnx(model, shape_dict=shape_dict, dtype_dict=dtype_dict)
-    except Exception as err:  # noqa: BLE001 - re-raised as a specific error
+    except Exception as err:
         raise _wrap_frontend_error(path, err) from None
     return mod, ([inp.name for inp in graph_inputs], [o.name for o in model.graph.output])
 
 
-def _load_external_data(path: Path, model) -> None:
+def _load_external_data(path: Path, model: onnx.ModelProto) -> None:
     """Inline every external tensor's bytes, read from a file inside the model's folder only.
 
     ONNX would resolve `location` against the current directory, and a hostile file can name
@@ -293,7 +280,7 @@ def _load_external_data(path: Path, model) -> None:
         tensor.data_location = 0  # onnx.TensorProto.DEFAULT
 
 
-def _check_finite_onnx(path: Path, model) -> None:
+def _check_finite_onnx(path: Path, model: onnx.ModelProto) -> None:
     from onnx import numpy_helper
 
     tensors = [(t.name, t) for t in model.graph.initializer]
@@ -315,7 +302,7 @@ def _refuse_nonfinite(path: Path, name: str, array: np.ndarray) -> None:
         )
 
 
-def _unsupported_onnx_ops(model) -> tuple[str, str] | None:
+def _unsupported_onnx_ops(model: onnx.ModelProto) -> tuple[str, str] | None:
     from tvm.relax.frontend.onnx.onnx_frontend import _get_convert_map
 
     known = _get_convert_map()
@@ -331,7 +318,6 @@ def _unsupported_onnx_ops(model) -> tuple[str, str] | None:
 def _import_tflite(
     path: Path, data: bytes, input_shapes: dict[str, tuple[int, ...]], allow_nonfinite: bool
 ) -> tuple[tvm.IRModule, tuple[list[str], list[str]]]:
-    import tflite
     from tvm.relax.frontend.tflite import from_tflite
 
     try:
@@ -342,8 +328,10 @@ def _import_tflite(
         outs = [graph.Tensors(graph.Outputs(i)) for i in range(graph.OutputsLength())]
         in_names = [t.Name().decode("utf-8", "replace") for t in ins]
         out_names = [t.Name().decode("utf-8", "replace") for t in outs]
-        declared = {n: [int(d) for d in t.ShapeAsNumpy()] if t.ShapeLength() else [] for n, t in zip(in_names, ins)}
-    except Exception as err:  # noqa: BLE001 - flatbuffers raises assorted errors on garbage
+        declared = {
+            n: [int(d) for d in t.ShapeAsNumpy()] if t.ShapeLength() else [] for n, t in zip(in_names, ins, strict=True)
+        }
+    except Exception as err:
         raise ModelLoadError(f"{path.name}: corrupt TFLite flatbuffer ({type(err).__name__})") from None
     _check_input_shapes(path, declared, input_shapes)
     for name, dims in declared.items():
@@ -356,11 +344,12 @@ def _import_tflite(
     if not allow_nonfinite:
         _check_finite_tflite(path, model, graph)
     try:
-        with native_stderr():
+        with native_stderr(), warnings.catch_warnings():
+            warnings.simplefilter("ignore")
             mod = from_tflite(model, shape_dict=dict(input_shapes) or None)
     except tvm.error.OpNotImplemented as err:
         raise UnsupportedOperator(_name_tflite_layer(path, model, graph, str(err))) from None
-    except Exception as err:  # noqa: BLE001 - re-raised as a specific error
+    except Exception as err:
         raise _wrap_frontend_error(path, err) from None
     return mod, (in_names, out_names)
 
@@ -368,7 +357,7 @@ def _import_tflite(
 _TFLITE_FLOATS = {0: np.float32, 1: np.float16, 10: np.float64}  # tflite.TensorType codes
 
 
-def _check_finite_tflite(path: Path, model, graph) -> None:
+def _check_finite_tflite(path: Path, model: tflite.Model, graph: tflite.SubGraph) -> None:
     for i in range(graph.TensorsLength()):
         t = graph.Tensors(i)
         dtype = _TFLITE_FLOATS.get(t.Type())
@@ -382,9 +371,8 @@ def _check_finite_tflite(path: Path, model, graph) -> None:
             _refuse_nonfinite(path, t.Name().decode("utf-8", "replace"), np.frombuffer(raw.tobytes(), dtype=dtype))
 
 
-def _name_tflite_layer(path: Path, model, graph, message: str) -> str:
+def _name_tflite_layer(path: Path, model: tflite.Model, graph: tflite.SubGraph, message: str) -> str:
     """Point at the first layer that uses an operator the frontend named as unsupported."""
-    import tflite
 
     names = {v: k for k, v in vars(tflite.BuiltinOperator).items() if not k.startswith("_")}
     for i in range(graph.OperatorsLength()):
@@ -404,8 +392,6 @@ def convert_layout(mod: tvm.IRModule, layout: str | None) -> tvm.IRModule:
     """Rewrite conv2d to `layout` (tvmc's --desired-layout); None keeps the model's."""
     if layout is None:
         return mod
-    if layout not in _KERNEL_LAYOUT:
-        raise ModelLoadError(f"--desired-layout {layout!r}: choose NCHW or NHWC")
     desired = {"relax.nn.conv2d": [layout, _KERNEL_LAYOUT[layout]]}
     mod = relax.transform.ConvertLayout(desired)(mod)
     return relax.transform.FoldConstant()(mod)
@@ -429,7 +415,7 @@ def _te_minmax_to_ops(mod: tvm.IRModule) -> tvm.IRModule:
     bb = relax.BlockBuilder(tvm.IRModule({gv: f for gv, f in mod.functions.items() if gv.name_hint != "main"}))
     vmap: dict = {}
 
-    def sub(e):
+    def sub(e: relax.Expr) -> relax.Expr:
         if isinstance(e, relax.Tuple):
             return relax.Tuple([sub(f) for f in e.fields])
         return vmap.get(e, e)
