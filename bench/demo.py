@@ -100,7 +100,7 @@ def main() -> int:
     print(f"{model.name} -> cortex-m4 ({reports['per-layer']['board']}), {reports['per-layer']['kernels']} kernels")
     print(f"  {'schedule':<10} {'peak SRAM':>11} {'w/o input':>10} {'flash':>10} {'MACs':>11}  patch stage")
     for schedule, r in reports.items():
-        st = r.get("patch_stages", [None])[0]
+        st = (r.get("patch_stages") or [None])[0]
         stage = f"{len(st['layers'])} layers, {st['grid'][0]}x{st['grid'][1]} patches" if st else "-"
         print(
             f"  {schedule:<10} {r['peak_sram_bytes']:>11,} {r['peak_sram_bytes_excl_input']:>10,} "

@@ -75,7 +75,7 @@ def main() -> int:
                 continue
             r = compile_model(model, Path(tmp) / name, CompileOptions(target="cortex-m4")).report
             head, total = tflm_arena(model)
-            rows.append((name, r["peak_sram_bytes"], r["lower_bound_bytes"], relax_static_plan(model), head, total))
+            rows.append((name, r.peak_sram_bytes, r.lower_bound_bytes, relax_static_plan(model), head, total))
             print(f"measured {name}", file=sys.stderr)
     header = [
         "model",

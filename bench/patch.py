@@ -4,8 +4,8 @@ Cases: MLPerf Tiny VWW int8 on cortex-m4 (QEMU instructions too), and MobileNetV
 224x224 from tests.models.zoo on the host, as int8 ONNX QDQ (zoo.quantize_int8, onnxruntime's
 static quantization; the paper's setting) and as fp32. Every peak is the `tvmp_arena` the
 built program declares; "without input" is the planner's arena with the model input left out,
-as MCUNetV2 counts. Patch plans are chosen
-with --exclude-input (MCUNetV2's convention) and with the input counted.
+as MCUNetV2 counts. Patch plans are chosen with --exclude-input (MCUNetV2's convention) and
+with the input counted.
 
 Run: python bench/patch.py [--skip-mobilenet]
 """
@@ -17,16 +17,21 @@ import sys
 import tempfile
 from pathlib import Path
 
+from tvm_patch_core.options import CompileOptions, PatchOptions
+
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))  # tests.models (the zoo) and tests.reference live in the repo
 VWW = REPO.parent / "shared" / "models" / "mlperf_tiny" / "vww_96_int8.tflite"
+
+
+def options(target: str, schedule: str = "layer", exclude_input: bool = False):
+    return CompileOptions(target=target, schedule=schedule, patch=PatchOptions(exclude_input=exclude_input))
 
 
 def main() -> int:
     from tests.models import zoo
     from tvm_patch.compile import compile_model
     from tvm_patch.run import run_compiled
-    from tvm_patch_core.options import CompileOptions
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--skip-mobilenet", action="store_true", help="only VWW (the MobileNetV2 build takes minutes)")
@@ -43,32 +48,32 @@ def main() -> int:
         for label, model, target in cases:
             variants = [
                 ("per-layer", {}),
-                ("patch, input excluded", {"schedule": "patch", "exclude_input": True}),
+                ("patch, input excluded", {"schedule": "patch", "exclude_input": True}),  # MCUNetV2's count
                 ("patch, input counted", {"schedule": "patch"}),
             ]
             base = None
             for name, opts in variants:
                 out = Path(tmp) / f"{label}-{name}".replace(" ", "_").replace(",", "")
-                r = compile_model(model, out, CompileOptions(target=target, **opts)).report
+                r = compile_model(model, out, options(target, **opts)).report
                 run = run_compiled(out, device="qemu" if target != "host" else "host").report
                 cost = (
-                    f"{run['instructions']:,} instr"
-                    if "instructions" in run
-                    else f"{run['host_seconds'] * 1e3:.1f} ms host"
+                    f"{run.instructions:,} instr"
+                    if run.instructions is not None
+                    else f"{run.host_seconds * 1e3:.1f} ms host"
                 )
                 base = base or r
-                st = r.get("patch_stages", [{}])[0]
-                plan = f"{len(st['layers'])} layers, {st['grid'][0]}x{st['grid'][1]}" if st else "-"
+                st = r.patch_stages[0] if r.patch_stages else None
+                plan = f"{len(st.layers)} layers, {st.grid[0]}x{st.grid[1]}" if st else "-"
                 rows.append(
                     [
                         label,
                         name,
                         plan,
-                        f"{r['peak_sram_bytes']:,}",
-                        f"{r['peak_sram_bytes_excl_input']:,}",
-                        f"{base['peak_sram_bytes_excl_input'] / r['peak_sram_bytes_excl_input']:.2f}x",
-                        f"{r['macs']:,}",
-                        f"{100 * (r['macs'] / base['macs'] - 1):+.1f}%",
+                        f"{r.peak_sram_bytes:,}",
+                        f"{r.peak_sram_bytes_excl_input:,}",
+                        f"{base.peak_sram_bytes_excl_input / r.peak_sram_bytes_excl_input:.2f}x",
+                        f"{r.macs:,}",
+                        f"{100 * (r.macs / base.macs - 1):+.1f}%",
                         cost,
                     ]
                 )

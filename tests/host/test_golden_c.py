@@ -39,6 +39,8 @@ def test_emitted_c_matches_the_golden_files(tmp_path, request, case):
             continue
         want = golden.read_text()
         if got != want:
-            diff = difflib.unified_diff(want.splitlines(), got.splitlines(), f"golden/{case}/{name}", "emitted", lineterm="")
+            diff = difflib.unified_diff(
+                want.splitlines(), got.splitlines(), f"golden/{case}/{name}", "emitted", lineterm=""
+            )
             shown = "\n".join(list(diff)[:80])
             pytest.fail(f"{name} differs from the golden file (accept with --update-golden):\n{shown}")
