@@ -251,3 +251,18 @@ def mean(x_shape, qx: Q, qy: Q, axes, keep_dims: bool = True) -> bytes:
     y = m.tensor(out, qy)
     m.op("MEAN", [x, ax], [y], m.options("ReducerOptions", keepDims=keep_dims), "ReducerOptions")
     return m.build(y)
+
+
+def with_plain_names(data: bytes) -> bytes:
+    """The same model with every tensor named t<i>. TensorFlow's converter names tensors like
+    `serving_default_input:0`; until the frontend renames what it reads (the lead's
+    safe_names on main), the C emitter would print such names as identifiers. Arithmetic is
+    untouched, so TFLM's outputs for the copy are the original's."""
+    require_tflm()
+    from tflite_micro.tensorflow.lite.micro.compression import model_editor as me
+
+    model = me.read(bytes(data))
+    for sg in model.subgraphs:
+        for i, t in enumerate(sg.tensors):
+            t.name = f"t{i}"
+    return bytes(model.build())

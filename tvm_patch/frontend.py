@@ -24,6 +24,7 @@ from tvm import relax
 
 from .capture import native_stderr
 from .errors import DynamicShapeError, ModelLoadError, NonFiniteWeights, UnsupportedOperator
+from .int8 import lower_int8, tflite_byte_moves
 from .names import sanitize, shown
 from .passes.group_kernels import shape_bytes
 
@@ -104,8 +105,9 @@ def load_model(
 
 def normalize(mod: tvm.IRModule) -> tvm.IRModule:
     """What every later step expects of a frontend's module: ONNX Clip's TE min/max kernels
-    back as Relax ops, weight-only subgraphs folded to constants."""
-    return relax.transform.FoldConstant()(_te_minmax_to_ops(mod))
+    back as Relax ops, int8 ops as integer ops (before folding: weights stay int8), weight-only
+    subgraphs folded to constants."""
+    return relax.transform.FoldConstant()(lower_int8(_te_minmax_to_ops(mod)))
 
 
 def safe_names(mod: tvm.IRModule) -> tvm.IRModule:
@@ -356,7 +358,7 @@ def _import_tflite(
     if not allow_nonfinite:
         _check_finite_tflite(path, model, graph)
     try:
-        with native_stderr():
+        with native_stderr(), tflite_byte_moves():  # quantized PAD / TRANSPOSE: int8 byte moves
             mod = from_tflite(model, shape_dict=dict(input_shapes) or None)
     except tvm.error.OpNotImplemented as err:
         raise UnsupportedOperator(_name_tflite_layer(path, model, graph, str(err))) from None

@@ -1,0 +1,49 @@
+"""The int8 lowering: the frontend's dequantize -> float op -> quantize form becomes integer ops.
+
+Runs on a frontend's module before FoldConstant (which would otherwise turn every int8 weight
+into a float32 constant). One named step per concern; each leaves what it does not match as
+it was, so an op none of them knows stays in float, correctly, and the report says so.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import tvm
+
+from .passes.int8_activation import IntegerActivations
+from .passes.int8_conv import IntegerConvDense
+from .passes.int8_elementwise import IntegerElementwise
+from .passes.int8_pool import IntegerPooling
+
+
+def lower_int8(mod: tvm.IRModule) -> tvm.IRModule:
+    """Integer kernels for every int8 op the passes know (a float model passes unchanged)."""
+    return tvm.transform.Sequential(
+        [
+            IntegerConvDense(),  # conv2d / depthwise / grouped / dense: int32 acc, TFLM requantize
+            IntegerPooling(),  # average pool rounded as TFLM, mean as sum + requantize
+            IntegerActivations(),  # logistic / tanh / hard-swish tables, softmax kernel
+            IntegerElementwise(),  # add / sub / mul / requantize / concat, pad, reshape as bytes
+        ]
+    )(mod)
+
+
+# TVM's TFLite frontend refuses quantized ops outside its list, including these, although their
+# converters only move int8 values (PAD/PADV2 pad with the input's zero point or the given
+# quantized constant; TRANSPOSE is a permute_dims of the int8 tensor).
+TFLITE_BYTE_MOVES = frozenset({"PAD", "PADV2", "TRANSPOSE"})
+
+
+@contextmanager
+def tflite_byte_moves() -> Iterator[None]:
+    """Let the TFLite frontend import quantized PAD / PADV2 / TRANSPOSE while in this block."""
+    from tvm.relax.frontend.tflite.tflite_frontend import OperatorConverter
+
+    known = OperatorConverter._SUPPORTED_QUANTIZED_OPS
+    OperatorConverter._SUPPORTED_QUANTIZED_OPS = known | TFLITE_BYTE_MOVES
+    try:
+        yield
+    finally:
+        OperatorConverter._SUPPORTED_QUANTIZED_OPS = known
