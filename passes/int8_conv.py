@@ -9,11 +9,11 @@ between the add and the quantize), where W and B are trees over int8 / int32 con
 writes
 
     acc = conv2d(astype(x, int32) - zp_x, W_int8, ..., out_dtype=int32)   # padding adds 0
-    acc = acc + B_int32
-    y   = call_tir(requantize, acc, M[c], shift[c])                        # int8, clamped
+    y   = call_tir(requantize, acc, [B; M; shift])   # + bias, TFLM requantize, clamp: int8
 
 W is evaluated once to int8 in the layout the op reads; its per-channel scale must run along
-the op's output-channel axis. The multiplier and shift per output channel are TFLM's
+the op's output-channel axis. The bias, multiplier and shift per output channel travel as one int32 table [3, C]
+(one kernel argument). The multiplier and shift per output channel are TFLM's
 (fixed_point.conv_multipliers: double(s_x) * double(s_w[c]) / double(s_out); per-tensor
 dense multiplies the two scales in float32 first). The bias is used as stored, as TFLM does.
 A nonzero weight zero point (ONNX) is folded into the constant (int16 if it no longer fits
@@ -140,7 +140,7 @@ class _ConvRewriter(QdqRewriter):
             return None
         if axis not in (None, w_axis):
             return None
-        w_scales, w_zps = w.along(axis)
+        w_scales, _ = w.along(axis)
         x_src, xq = x
         if is_conv or axis is not None:
             mult, shift = fp.conv_multipliers(xq.s, w_scales, out_q.s)
@@ -151,27 +151,9 @@ class _ConvRewriter(QdqRewriter):
         if clip is not None:
             clo, chi = int8_clip_bounds(clip, out_q)
             lo, hi = max(lo, clo), min(hi, chi)
-        return self._emit(
-            anchor, x_src, xq, w, w_zps, axis, bias, add, mult, shift, out_q, lo, hi, out_axis
-        )
+        return self._emit(anchor, x_src, xq, w, bias, mult, shift, out_q, lo, hi, out_axis)
 
-    def _emit(
-        self,
-        anchor,
-        x_src,
-        xq,
-        w: Weight,
-        w_zps,
-        axis,
-        bias,
-        add,
-        mult,
-        shift,
-        out_q,
-        lo,
-        hi,
-        out_axis,
-    ):
+    def _emit(self, anchor, x_src, xq, w: Weight, bias, mult, shift, out_q, lo, hi, out_axis):
         xi = self.emit(relax.op.astype(self.new(x_src), "int32"))
         if xq.zp:
             xi = self.emit(relax.op.subtract(xi, relax.const(xq.zp, "int32")))
@@ -195,27 +177,27 @@ class _ConvRewriter(QdqRewriter):
         else:
             acc = relax.op.matmul(xi, weight, out_dtype="int32")
         acc = self.emit(acc)
-        if bias is not None:
-            bshape = shape_of(
-                add.args[1] if self.graph.weight(add.args[1]) is not None else add.args[0]
-            )
-            acc = self.emit(
-                relax.op.add(acc, relax.const(bias.reshape(bshape).astype(np.int32), "int32"))
-            )
-        del w_zps
-        if mult.size == 1:
-            return self.builder_.call_te(
-                requantize,
-                acc,
-                int(mult[0]),
-                int(shift[0]),
-                out_q.zp,
-                lo,
-                hi,
-                primfunc_name_hint="requantize",
-            )
-        m = relax.const(mult.astype(np.int32), "int32")
-        s = relax.const(shift.astype(np.int32), "int32")
+        channels = shape_of(anchor)[out_axis]
+        per_channel = mult.size > 1
+        rows = [np.zeros(channels, np.int64) if bias is None else bias.reshape(-1).astype(np.int64)]
+        if per_channel:
+            rows += [mult, shift]
+        table = None
+        if bias is not None or per_channel:
+            table = relax.const(
+                np.stack(rows).astype(np.int32), "int32"
+            )  # [bias; multiplier; shift]
+        m = None if per_channel else int(mult[0])
+        s = None if per_channel else int(shift[0])
         return self.builder_.call_te(
-            requantize, acc, m, s, out_q.zp, lo, hi, out_axis, primfunc_name_hint="requantize"
+            requantize,
+            acc,
+            table,
+            m,
+            s,
+            out_q.zp,
+            lo,
+            hi,
+            out_axis,
+            primfunc_name_hint="requantize",
         )

@@ -82,17 +82,31 @@ def load_i32(t: te.Tensor, index) -> Expr:
 
 
 def requantize(
-    acc: te.Tensor, multiplier, shift, zero_point: int, lo: int, hi: int, axis: int = -1
+    acc: te.Tensor,
+    channel: te.Tensor | None,
+    multiplier: int | None,
+    shift: int | None,
+    zero_point: int,
+    lo: int,
+    hi: int,
+    axis: int = -1,
 ) -> te.Tensor:
-    """int32 accumulator -> int8: mbqm, + zero point, clamp to [lo, hi].
+    """int32 accumulator (+ bias) -> int8: mbqm, + zero point, clamp to [lo, hi].
 
-    multiplier/shift are ints (per tensor) or 1-D int32 tensors indexed along `axis`."""
+    `channel` is one int32 table per layer, indexed along `axis` of the output: row 0 the
+    bias, rows 1 and 2 the multiplier and shift when those are per channel (multiplier and
+    shift None); one tensor argument per layer, not three (each kernel argument costs ~900 B
+    of packed-API checks on Cortex-M)."""
     axis = axis % len(acc.shape)
 
     def body(*i):
-        m = multiplier if isinstance(multiplier, int) else multiplier[i[axis]]
-        s = shift if isinstance(shift, int) else shift[i[axis]]
-        return clamp_int8(mbqm(load_i32(acc, i), m, s), zero_point, lo, hi)
+        c = i[axis]
+        x = load_i32(acc, i)
+        if channel is not None:
+            x = x + channel[0, c]
+        m = channel[1, c] if multiplier is None else multiplier
+        s = channel[2, c] if shift is None else shift
+        return clamp_int8(mbqm(x, m, s), zero_point, lo, hi)
 
     return te.compute(acc.shape, body, name="requantize")
 
