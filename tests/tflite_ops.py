@@ -9,10 +9,10 @@ and TFLite Micro read these files.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
-
-from tests.tflm_oracle import require_tflm
+import pytest
 
 
 @dataclass(frozen=True)
@@ -25,6 +25,21 @@ class Q:
 
 
 _ACT = {"none": 0, "relu": 1, "relu_n1_to_1": 2, "relu6": 3}
+
+
+def require_tflm() -> None:
+    pytest.importorskip("tflite_micro", reason="tflite-micro is not installed: no int8 oracle")
+
+
+def run_tflm(
+    model: bytes, inputs: list[np.ndarray], tmp_path: Path, name: str = "op"
+) -> list[np.ndarray]:
+    """Write `model` to tmp_path and return TFLite Micro's outputs (tests/reference/tflm.py)."""
+    from tests.reference.tflm import tflm_outputs
+
+    path = tmp_path / f"{name}.tflite"
+    path.write_bytes(model)
+    return tflm_outputs(path, inputs)
 
 
 class OpModel:
@@ -251,18 +266,3 @@ def mean(x_shape, qx: Q, qy: Q, axes, keep_dims: bool = True) -> bytes:
     y = m.tensor(out, qy)
     m.op("MEAN", [x, ax], [y], m.options("ReducerOptions", keepDims=keep_dims), "ReducerOptions")
     return m.build(y)
-
-
-def with_plain_names(data: bytes) -> bytes:
-    """The same model with every tensor named t<i>. TensorFlow's converter names tensors like
-    `serving_default_input:0`; until the frontend renames what it reads (the lead's
-    safe_names on main), the C emitter would print such names as identifiers. Arithmetic is
-    untouched, so TFLM's outputs for the copy are the original's."""
-    require_tflm()
-    from tflite_micro.tensorflow.lite.micro.compression import model_editor as me
-
-    model = me.read(bytes(data))
-    for sg in model.subgraphs:
-        for i, t in enumerate(sg.tensors):
-            t.name = f"t{i}"
-    return bytes(model.build())
