@@ -90,17 +90,27 @@ def split_epilogue(graph: Graph, call: relax.Call):
 
 @tvm.transform.module_pass(opt_level=0, name="IntegerConvDense")
 class IntegerConvDense:
-    """Rewrite int8 conv2d / matmul from the QDQ form into integer ops (module docstring)."""
+    """Rewrite int8 conv2d / matmul from the QDQ form into integer ops (module docstring).
 
-    def __init__(self, weight_dtype: str = "int8") -> None:
-        self.weight_dtype = weight_dtype
+    rounding "tflm": TFLite Micro's multiplier, shift and double rounding; "half_even":
+    onnxruntime's QLinearConv / QLinearMatMul scale (float32 x_s * w_s / y_s), applied
+    exactly with ties to even (as an integer multiply and shift)."""
+
+    def __init__(self, rounding: str = "tflm") -> None:
+        if rounding not in ("tflm", "half_even"):
+            raise ValueError(f"rounding {rounding!r}: choose tflm or half_even")
+        self.rounding = rounding
 
     def transform_module(self, mod: tvm.IRModule, _ctx: tvm.transform.PassContext) -> tvm.IRModule:
-        return _ConvRewriter(mod).run(mod)
+        return _ConvRewriter(mod, self.rounding).run(mod)
 
 
 @relax.expr_functor.mutator
 class _ConvRewriter(QdqRewriter):
+    def __init__(self, mod: tvm.IRModule, rounding: str) -> None:
+        super().__init__(mod)
+        self.rounding = rounding
+
     def rewrite(self, call: relax.Call) -> relax.Expr | None:
         parts = split_epilogue(self.graph, call)
         if parts is None:
@@ -142,7 +152,12 @@ class _ConvRewriter(QdqRewriter):
             return None
         w_scales, _ = w.along(axis)
         x_src, xq = x
-        if is_conv or axis is not None:
+        if self.rounding == "half_even":
+            pairs = [
+                fp.float32_fraction(fp.onnx_scale(xq.s, ws, divide_by=out_q.s)) for ws in w_scales
+            ]
+            mult, shift = np.array([p[0] for p in pairs]), np.array([p[1] for p in pairs])
+        elif is_conv or axis is not None:
             mult, shift = fp.conv_multipliers(xq.s, w_scales, out_q.s)
         else:
             m, s = fp.fc_multiplier(xq.s, w_scales[0], out_q.s)
@@ -199,5 +214,6 @@ class _ConvRewriter(QdqRewriter):
             lo,
             hi,
             out_axis,
+            self.rounding,
             primfunc_name_hint="requantize",
         )

@@ -19,12 +19,20 @@ from __future__ import annotations
 
 import numpy as np
 import tvm
-from tvm import relax
+from tvm import relax, tirx
 
 from tvm_patch import fixed_point as fp
 
 from .int8_conv import int8_clip_bounds, output_bounds, split_epilogue
-from .int8_kernels import Expr, binary_int8, clamp_int8, lookup, mbqm
+from .int8_kernels import (
+    Expr,
+    binary_int8,
+    clamp_int8,
+    lookup,
+    mbqm,
+    mul_round_half_even,
+    round_half_even_shift,
+)
 from .qdq import QdqRewriter, QParams, shape_of
 
 _MOVES = (
@@ -37,10 +45,15 @@ _MOVES = (
 )
 
 
-def requantize_table(xq: QParams, yq: QParams) -> np.ndarray:
-    """TFLM's QUANTIZE int8 -> int8 for every input value."""
+def requantize_table(xq: QParams, yq: QParams, rounding: str = "tflm") -> np.ndarray:
+    """TFLM's QUANTIZE int8 -> int8 for every input value; "half_even": ONNX's
+    QuantizeLinear(DequantizeLinear(x)) in float32, ties to even."""
+    q = np.arange(-128, 128)
+    if rounding == "half_even":
+        real = np.float32(xq.s) * (q - xq.zp).astype(np.float32)
+        return np.clip(np.round(real / np.float32(yq.s)) + yq.zp, -128, 127).astype(np.int8)
     m, s = fp.quantize_multiplier(float(xq.s) / float(yq.s))
-    return fp.requantize(np.arange(-128, 128) - xq.zp, m, s, yq.zp).astype(np.int8)
+    return fp.requantize(q - xq.zp, m, s, yq.zp).astype(np.int8)
 
 
 def add_kernel(p: fp.AddParams, zp1: int, zp2: int, zp_out: int, lo: int, hi: int, sign: int):
@@ -52,23 +65,65 @@ def add_kernel(p: fp.AddParams, zp1: int, zp2: int, zp_out: int, lo: int, hi: in
     return fn
 
 
-def mul_kernel(m: int, s: int, zp1: int, zp2: int, zp_out: int, lo: int, hi: int):
+def mul_kernel(
+    m: int, s: int, zp1: int, zp2: int, zp_out: int, lo: int, hi: int, rounding: str = "tflm"
+):
     def fn(a: Expr, b: Expr) -> Expr:
-        return clamp_int8(mbqm((a - zp1) * (b - zp2), m, s), zp_out, lo, hi)
+        prod = (a - zp1) * (b - zp2)
+        scaled = mbqm(prod, m, s) if rounding == "tflm" else mul_round_half_even(prod, m, s)
+        return clamp_int8(scaled, zp_out, lo, hi)
+
+    return fn
+
+
+def add_kernel_half_even(
+    r1: tuple[int, int],
+    r2: tuple[int, int],
+    zp1: int,
+    zp2: int,
+    zp_out: int,
+    lo: int,
+    hi: int,
+    sign: int,
+):
+    """ONNX QLinearAdd: round((a - zp_a) * R_a + (b - zp_b) * R_b), R = s_in / s_out in float32,
+    computed exactly over a common power of two, ties to even."""
+    (m1, k1), (m2, k2) = r1, r2
+    k = max(k1, k2)
+
+    def fn(a: Expr, b: Expr) -> Expr:
+        i64 = "int64"
+        t1 = tirx.Cast(i64, a - zp1) * tirx.const(m1 << (k - k1), i64)
+        t2 = tirx.Cast(i64, b - zp2) * tirx.const(m2 << (k - k2), i64)
+        return clamp_int8(
+            round_half_even_shift(t1 + t2 if sign > 0 else t1 - t2, k), zp_out, lo, hi
+        )
 
     return fn
 
 
 @tvm.transform.module_pass(opt_level=0, name="IntegerElementwise")
 class IntegerElementwise:
-    """Rewrite int8 add / sub / mul / requantize / byte moves (module docstring)."""
+    """Rewrite int8 add / sub / mul / requantize / byte moves (module docstring).
+
+    rounding "tflm": TFLite Micro's arithmetic; "half_even": onnxruntime's QLinearAdd /
+    QLinearMul scale ratios in float32, applied exactly with ties to even."""
+
+    def __init__(self, rounding: str = "tflm") -> None:
+        if rounding not in ("tflm", "half_even"):
+            raise ValueError(f"rounding {rounding!r}: choose tflm or half_even")
+        self.rounding = rounding
 
     def transform_module(self, mod: tvm.IRModule, _ctx: tvm.transform.PassContext) -> tvm.IRModule:
-        return _ElementwiseRewriter(mod).run(mod)
+        return _ElementwiseRewriter(mod, self.rounding).run(mod)
 
 
 @relax.expr_functor.mutator
 class _ElementwiseRewriter(QdqRewriter):
+    def __init__(self, mod: tvm.IRModule, rounding: str) -> None:
+        super().__init__(mod)
+        self.rounding = rounding
+
     def rewrite(self, call: relax.Call) -> relax.Expr | None:
         parts = split_epilogue(self.graph, call)
         if parts is None:
@@ -92,16 +147,23 @@ class _ElementwiseRewriter(QdqRewriter):
             return None
         (xa, qa), (xb, qb) = a, b
         out_shape = shape_of(inner)
+        onnx = self.rounding == "half_even"
         if inner.op.name == "relax.multiply":
-            m, s = fp.mul_multiplier(qa.s, qb.s, yq.s)
-            fn, name = mul_kernel(m, s, qa.zp, qb.zp, yq.zp, lo, hi), "mul_int8"
+            if onnx:
+                m, s = fp.float32_fraction(fp.onnx_scale(qa.s, qb.s, divide_by=yq.s))
+            else:
+                m, s = fp.mul_multiplier(qa.s, qb.s, yq.s)
+            fn, name = mul_kernel(m, s, qa.zp, qb.zp, yq.zp, lo, hi, self.rounding), "mul_int8"
         else:
             sign = 1 if inner.op.name == "relax.add" else -1
-            p = (fp.add_params if sign > 0 else fp.sub_params)(qa.s, qb.s, yq.s)
-            fn, name = (
-                add_kernel(p, qa.zp, qb.zp, yq.zp, lo, hi, sign),
-                "add_int8" if sign > 0 else "sub_int8",
-            )
+            name = "add_int8" if sign > 0 else "sub_int8"
+            if onnx:
+                r1 = fp.float32_fraction(fp.onnx_scale(qa.s, divide_by=yq.s))
+                r2 = fp.float32_fraction(fp.onnx_scale(qb.s, divide_by=yq.s))
+                fn = add_kernel_half_even(r1, r2, qa.zp, qb.zp, yq.zp, lo, hi, sign)
+            else:
+                p = (fp.add_params if sign > 0 else fp.sub_params)(qa.s, qb.s, yq.s)
+                fn = add_kernel(p, qa.zp, qb.zp, yq.zp, lo, hi, sign)
         return self.builder_.call_te(
             lambda a, b: binary_int8(a, b, out_shape, fn, name),
             self.new(xa),
@@ -114,7 +176,7 @@ class _ElementwiseRewriter(QdqRewriter):
     ) -> relax.Expr:
         if xq.same_as(yq) and (lo, hi) == (-128, 127):
             return self.new(src)
-        table = np.clip(requantize_table(xq, yq), lo, hi).astype(np.int8)
+        table = np.clip(requantize_table(xq, yq, self.rounding), lo, hi).astype(np.int8)
         return self.builder_.call_te(
             lookup, self.new(src), relax.const(table, "int8"), primfunc_name_hint="lookup"
         )

@@ -81,6 +81,29 @@ def load_i32(t: te.Tensor, index) -> Expr:
     return tirx.Cast("int32", t[tuple(index)])
 
 
+def round_half_even_shift(p: Expr, k: int | Expr) -> Expr:
+    """int64 p / 2^k rounded to nearest, ties to even, as int32; k clamped to [1, 62]."""
+    i64 = "int64"
+    k = (
+        tirx.const(int(k), i64)
+        if isinstance(k, int)
+        else tirx.Cast(i64, tirx.min(tirx.max(k, tirx.const(1, "int32")), tirx.const(62, "int32")))
+    )
+    one = tirx.const(1, i64)
+    q = p >> k
+    r = p - (q << k)
+    half = one << (k - one)
+    up = tirx.Or(r > half, tirx.And(r == half, (q & one) == one))
+    return tirx.Cast("int32", q + tirx.Select(up, one, tirx.const(0, i64)))
+
+
+def mul_round_half_even(x: Expr, m: int | Expr, k: int | Expr) -> Expr:
+    """round(x * m / 2^k), ties to even (ONNX's rounding), in int64."""
+    i64 = "int64"
+    m64 = tirx.const(int(m), i64) if isinstance(m, int) else tirx.Cast(i64, m)
+    return round_half_even_shift(tirx.Cast(i64, x) * m64, k)
+
+
 def requantize(
     acc: te.Tensor,
     channel: te.Tensor | None,
@@ -90,13 +113,15 @@ def requantize(
     lo: int,
     hi: int,
     axis: int = -1,
+    rounding: str = "tflm",
 ) -> te.Tensor:
-    """int32 accumulator (+ bias) -> int8: mbqm, + zero point, clamp to [lo, hi].
+    """int32 accumulator (+ bias) -> int8: rescale, + zero point, clamp to [lo, hi].
 
     `channel` is one int32 table per layer, indexed along `axis` of the output: row 0 the
     bias, rows 1 and 2 the multiplier and shift when those are per channel (multiplier and
     shift None); one tensor argument per layer, not three (each kernel argument costs ~900 B
-    of packed-API checks on Cortex-M)."""
+    of packed-API checks on Cortex-M). rounding "tflm": TFLM's MultiplyByQuantizedMultiplier
+    (shift = its exponent); "half_even": ONNX's round(acc * m / 2^shift), ties to even."""
     axis = axis % len(acc.shape)
 
     def body(*i):
@@ -106,7 +131,8 @@ def requantize(
             x = x + channel[0, c]
         m = channel[1, c] if multiplier is None else multiplier
         s = channel[2, c] if shift is None else shift
-        return clamp_int8(mbqm(x, m, s), zero_point, lo, hi)
+        scaled = mbqm(x, m, s) if rounding == "tflm" else mul_round_half_even(x, m, s)
+        return clamp_int8(scaled, zero_point, lo, hi)
 
     return te.compute(acc.shape, body, name="requantize")
 
@@ -119,16 +145,18 @@ def offset_requantize(
     zero_point: int,
     lo: int = -128,
     hi: int = 127,
+    rounding: str = "tflm",
 ) -> te.Tensor:
     """(acc + offset) requantized per tensor (MEAN: offset = -zero point * count)."""
 
     def body(*i):
-        return clamp_int8(
-            mbqm(load_i32(acc, i) + tirx.const(offset, "int32"), multiplier, shift),
-            zero_point,
-            lo,
-            hi,
+        x = load_i32(acc, i) + tirx.const(offset, "int32")
+        scaled = (
+            mbqm(x, multiplier, shift)
+            if rounding == "tflm"
+            else mul_round_half_even(x, multiplier, shift)
         )
+        return clamp_int8(scaled, zero_point, lo, hi)
 
     return te.compute(acc.shape, body, name="requantize")
 

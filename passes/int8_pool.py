@@ -27,14 +27,26 @@ from .qdq import QdqRewriter, dtype_of, qparams, shape_of
 
 @tvm.transform.module_pass(opt_level=0, name="IntegerPooling")
 class IntegerPooling:
-    """Rewrite int8 average pooling and mean to TFLM's rounding (module docstring)."""
+    """Rewrite int8 average pooling and mean to TFLM's rounding (module docstring).
+
+    rounding "half_even" (ONNX QDQ): the mean's scale is onnxruntime's float32
+    s_in / (s_out * count), applied exactly with ties to even."""
+
+    def __init__(self, rounding: str = "tflm") -> None:
+        if rounding not in ("tflm", "half_even"):
+            raise ValueError(f"rounding {rounding!r}: choose tflm or half_even")
+        self.rounding = rounding
 
     def transform_module(self, mod: tvm.IRModule, _ctx: tvm.transform.PassContext) -> tvm.IRModule:
-        return _PoolRewriter(mod).run(mod)
+        return _PoolRewriter(mod, self.rounding).run(mod)
 
 
 @relax.expr_functor.mutator
 class _PoolRewriter(QdqRewriter):
+    def __init__(self, mod: tvm.IRModule, rounding: str) -> None:
+        super().__init__(mod)
+        self.rounding = rounding
+
     def rewrite(self, call: relax.Call) -> relax.Expr | None:
         name = call.op.name
         if name == "relax.astype" and dtype_of(call) == "int8":
@@ -108,9 +120,21 @@ class _PoolRewriter(QdqRewriter):
             else [int(v) % len(shape) for v in inner.attrs.axis]
         )
         count = int(np.prod([shape[i] for i in axes]))
-        m, s = fp.mean_multiplier(xq.s, yq.s, count)
+        if self.rounding == "half_even":
+            m, s = fp.float32_fraction(fp.onnx_scale(xq.s, divide_by=fp.f32(yq.s) * fp.f32(count)))
+        else:
+            m, s = fp.mean_multiplier(xq.s, yq.s, count)
         wide = self.emit(relax.op.astype(self.new(src), "int32"))
         total = self.emit(relax.op.sum(wide, axis=axes, keepdims=bool(inner.attrs.keepdims)))
         return self.builder_.call_te(
-            offset_requantize, total, -xq.zp * count, m, s, yq.zp, primfunc_name_hint="requantize"
+            offset_requantize,
+            total,
+            -xq.zp * count,
+            m,
+            s,
+            yq.zp,
+            -128,
+            127,
+            self.rounding,
+            primfunc_name_hint="requantize",
         )

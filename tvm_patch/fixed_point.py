@@ -436,3 +436,40 @@ def softmax_int8(x: np.ndarray, p: SoftmaxParams) -> np.ndarray:
     scale, bits = get_reciprocal(total, 12)
     out = rounding_divide_by_pot(srdhm(scale, e), bits + 31 - 8) - 128
     return np.where(d >= p.diff_min, np.clip(out, -128, 127), -128).astype(np.int8)
+
+
+# -- onnxruntime's requantize (ONNX QDQ models): a float32 scale, ties to even ----------------
+
+
+def float32_fraction(value) -> tuple[int, int]:
+    """(m, k) with the float32 `value` = m * 2^-k exactly, m < 2^24 (value > 0)."""
+    v = float(f32(value))
+    if v <= 0.0:
+        return 0, 1
+    mant, exp = math.frexp(v)  # v = mant * 2^exp, mant in [0.5, 1) with 24 significant bits
+    return int(mant * (1 << 24)), 24 - exp
+
+
+def round_half_even_shift(p, k) -> np.ndarray:
+    """p / 2^k rounded to nearest, ties to even (k >= 1)."""
+    p, k = _i64(p), _i64(k)
+    q = p >> k
+    r = p - (q << k)
+    half = np.int64(1) << (k - 1)
+    return q + ((r > half) | ((r == half) & (q & 1 == 1)))
+
+
+def onnx_scale(*factors, divide_by) -> np.float32:
+    """The float32 scale onnxruntime's QLinear kernels compute, e.g. x_s * w_s / y_s: the
+    product of `factors` then the division, each rounded to float32."""
+    s = f32(1.0)
+    for v in factors:
+        s = f32(s * f32(v))
+    return f32(s / f32(divide_by))
+
+
+def requantize_half_even(acc, m, k, zero_point: int, lo: int = -128, hi: int = 127) -> np.ndarray:
+    """ONNX requantize with scale m * 2^-k: round(acc * scale) ties to even, + zp, clamp.
+    (onnxruntime rounds acc * scale to float32 first; the two differ only when that float
+    rounding crosses a half: about one value in 2^17 for |result| < 128.)"""
+    return np.clip(round_half_even_shift(_i64(acc) * _i64(m), k) + zero_point, lo, hi)

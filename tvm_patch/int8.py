@@ -18,16 +18,43 @@ from .passes.int8_elementwise import IntegerElementwise
 from .passes.int8_pool import IntegerPooling
 
 
-def lower_int8(mod: tvm.IRModule) -> tvm.IRModule:
-    """Integer kernels for every int8 op the passes know (a float model passes unchanged)."""
+def lower_int8(mod: tvm.IRModule, semantics: str | None = None) -> tvm.IRModule:
+    """Integer kernels for every int8 op the passes know (a float model passes unchanged).
+
+    semantics "tflite": TFLite Micro's arithmetic, bit for bit; "onnx": onnxruntime's
+    float32 scales with ties to even, in integers. None: read it off the module (see
+    `quantization_semantics`)."""
+    onnx = (semantics or quantization_semantics(mod)) == "onnx"
+    rounding = "half_even" if onnx else "tflm"
     return tvm.transform.Sequential(
         [
-            IntegerConvDense(),  # conv2d / depthwise / grouped / dense: int32 acc, TFLM requantize
-            IntegerPooling(),  # average pool rounded as TFLM, mean as sum + requantize
-            IntegerActivations(),  # logistic / tanh / hard-swish tables, softmax kernel
-            IntegerElementwise(),  # add / sub / mul / requantize / concat, pad, reshape as bytes
+            IntegerConvDense(
+                rounding
+            ),  # conv2d / depthwise / grouped / dense: int32 acc, requantize
+            IntegerPooling(rounding),  # average pool rounded as TFLM, mean as sum + requantize
+            IntegerActivations(
+                tflm_tables=not onnx
+            ),  # logistic / tanh / hard-swish tables, softmax
+            IntegerElementwise(
+                rounding
+            ),  # add / sub / mul / requantize / concat, pad, reshape as bytes
         ]
     )(mod)
+
+
+def quantization_semantics(mod: tvm.IRModule) -> str:
+    """ "onnx" or "tflite", from how the frontend wrote the zero points: TVM's ONNX frontend
+    keeps the model's int8/uint8 zero-point constants, its TFLite frontend writes int32 ones."""
+    from .passes.qdq import Graph
+
+    for value in Graph(mod["main"]).value.values():
+        name = getattr(getattr(value, "op", None), "name", "")
+        if name in ("relax.quantize", "relax.dequantize") and str(value.args[2].ty.dtype) in (
+            "int8",
+            "uint8",
+        ):
+            return "onnx"
+    return "tflite"
 
 
 # TVM's TFLite frontend refuses quantized ops outside its list, including these, although their
