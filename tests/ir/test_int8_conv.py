@@ -213,3 +213,49 @@ def test_float_constant_count_is_zero_after_folding():
     out = relax.transform.FoldConstant()(IntegerConvDense()(_before_conv()))
     kinds = sorted(str(c.dtype) for c in constants(out))  # the zero point, the table, the weight
     assert kinds == ["int32", "int32", "int8"], kinds
+
+
+def test_onnx_rounding_uses_onnxruntimes_float32_scale():
+    """rounding="half_even" (ONNX QDQ): the table holds the float32 x_s * w_s / y_s as m, k
+    (fixed_point.float32_fraction), applied with ties to even."""
+    pairs = [fp.float32_fraction(fp.onnx_scale(0.05, s, divide_by=0.1)) for s in W_SCALES]
+    table = np.stack([BIAS, [p[0] for p in pairs], [p[1] for p in pairs]]).astype(np.int32)
+
+    def body(bb, x):
+        xi = bb.emit(relax.op.astype(x, "int32"))
+        xo = bb.emit(relax.op.subtract(xi, relax.const(-3, "int32")))
+        acc = bb.emit(relax.op.nn.conv2d(xo, relax.const(W), **conv_attrs(out_dtype="int32")))
+        return bb.call_te(
+            requantize,
+            acc,
+            relax.const(table),
+            None,
+            None,
+            -128,
+            -128,
+            127,
+            3,
+            "half_even",
+            primfunc_name_hint="requantize",
+        )
+
+    tvm.ir.assert_structural_equal(
+        IntegerConvDense("half_even")(_before_conv()), module(X_IN, body)
+    )
+
+
+def test_frontend_is_read_off_the_zero_points():
+    """TVM's TFLite frontend writes int32 zero points, its ONNX frontend the model's int8 ones."""
+    from tvm_patch.int8 import quantization_semantics
+
+    assert quantization_semantics(_before_conv()) == "tflite"
+
+    def onnx_body(bb, x):
+        d = bb.emit(
+            relax.op.dequantize(x, relax.const(np.float32(0.05)), relax.const(np.int8(-3)), axis=1)
+        )
+        return relax.op.quantize(
+            d, relax.const(np.float32(0.05)), relax.const(np.int8(-3)), axis=1, out_dtype="int8"
+        )
+
+    assert quantization_semantics(module(X_IN, onnx_body)) == "onnx"

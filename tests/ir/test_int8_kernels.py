@@ -108,3 +108,26 @@ def test_softmax_kernel():
             x, table
         )
         np.testing.assert_array_equal(got, fp.softmax_int8(x, p), err_msg=f"scale {scale}")
+
+
+def test_requantize_half_even_for_onnx():
+    """ONNX's requantize: round(acc * m / 2^k) with ties to even, per channel from the table."""
+    c = 8
+    pairs = [fp.float32_fraction(s) for s in RNG.uniform(0.0005, 0.05, c).astype(np.float32)]
+    table = np.stack([np.zeros(c), [p[0] for p in pairs], [p[1] for p in pairs]]).astype(np.int32)
+    acc = np.concatenate(
+        [RNG.integers(-(1 << 20), 1 << 20, (50, c)), np.full((1, c), 1 << 10)]
+    ).astype(np.int32)
+    got = run(
+        {"acc": (acc.shape, "int32"), "t": (table.shape, "int32")},
+        requantize,
+        None,
+        None,
+        3,
+        -128,
+        127,
+        1,
+        "half_even",
+    )(acc, table)
+    want = fp.requantize_half_even(acc, table[1], table[2], 3)
+    np.testing.assert_array_equal(got, want)

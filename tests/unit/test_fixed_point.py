@@ -111,3 +111,23 @@ def test_softmax_of_equal_values_is_a_quarter():
 
 def test_hard_swish_of_zero_is_the_output_zero_point():
     assert fp.hard_swish_table(0.05, 7, 0.025, -113)[128 + 7] == -113
+
+
+def test_float32_fraction_is_exact():
+    """A float32 scale as m * 2^-k with m < 2^24: 0.375 = 3 * 2^-3 = (3 << 22) * 2^-25."""
+    m, k = fp.float32_fraction(0.375)
+    assert m * 2.0**-k == 0.375 and m < 1 << 24
+    m, k = fp.float32_fraction(0.0123)
+    assert m * 2.0**-k == float(np.float32(0.0123))
+
+
+def test_round_half_even_shift():
+    """p / 2^k to nearest, ties to even: 5/2 = 2.5 -> 2, 7/2 -> 4, -5/2 -> -2, 6/4 = 1.5 -> 2."""
+    np.testing.assert_array_equal(
+        fp.round_half_even_shift([5, 7, -5, -7, 6, 9], [1, 1, 1, 1, 2, 2]), [2, 4, -2, -4, 2, 2]
+    )
+
+
+def test_onnx_scale_rounds_each_step_to_float32():
+    s = fp.onnx_scale(0.0235, 0.0071, divide_by=0.037)
+    assert s == np.float32(np.float32(np.float32(0.0235) * np.float32(0.0071)) / np.float32(0.037))
