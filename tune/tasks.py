@@ -23,7 +23,7 @@ from pathlib import Path
 
 import tvm
 import tvm_ffi
-from tvm import tirx
+from tvm import s_tir, tirx
 
 from ..compile import lower_model
 from ..errors import TvmPatchError
@@ -96,9 +96,17 @@ def tunable_kernels(program: Program, per_layer: Program) -> tuple[dict[str, tir
             skipped[name] = "not a FuseTIR kernel (patch stage)"
         elif not tvm_ffi.structural_equal(func, per_layer.kernels[name]):
             skipped[name] = "rescheduled after lowering (in place)"
+        elif _reductions(fused[name]) > 1:  # MetaSchedule's compute-location rules fail on these
+            skipped[name] = "several reduction stages (int8 softmax: row max, sum, reciprocal)"
         else:
             tunable[name] = fused[name]
     return tunable, skipped
+
+
+def _reductions(func: tirx.PrimFunc) -> int:
+    found = []
+    tvm_ffi.structural_walk(func.body, [(s_tir.SBlock, lambda b: found.append(any(iv.iter_type == 2 for iv in b.iter_vars)))])
+    return sum(found)
 
 
 def kernel_steps(program: Program) -> dict[str, list[int]]:
