@@ -137,8 +137,10 @@ class _ElementwiseRewriter(QdqRewriter):
         inner = g.call(value, "relax.add", "relax.subtract", "relax.multiply", *_MOVES)
         if inner is None:
             x = g.dequantized(value)
-            if x is None or act is not None or not x[1].per_tensor:
+            if x is None or not x[1].per_tensor:
                 return None
+            if act is not None:
+                return self._activation(act, x[0], x[1], yq, clip)
             return self._requantized(x[0], x[1], yq, lo, hi)
         if inner.op.name in _MOVES:
             return None if act is not None else self._move(inner, yq, lo, hi)
@@ -177,6 +179,32 @@ class _ElementwiseRewriter(QdqRewriter):
         if xq.same_as(yq) and (lo, hi) == (-128, 127):
             return self.new(src)
         table = np.clip(requantize_table(xq, yq, self.rounding), lo, hi).astype(np.int8)
+        return self.builder_.call_te(
+            lookup, self.new(src), relax.const(table, "int8"), primfunc_name_hint="lookup"
+        )
+
+    def _activation(
+        self, act: relax.Call, src: relax.Expr, xq: QParams, yq: QParams, clip
+    ) -> relax.Expr | None:
+        """TFLite's standalone RELU (requantize by float32 s_in / s_out, clamp at the output's
+        zero point) and RELU6 (a clamp at the input's 0 and 6), as 256-entry tables."""
+        q = np.arange(-128, 128)
+        if self.rounding == "half_even":
+            table = requantize_table(xq, yq, "half_even").astype(np.int64)
+            lo, hi = output_bounds(self.graph, None, yq, act)
+        elif act.op.name == "relax.nn.relu":
+            m, s = fp.quantize_multiplier(float(fp.f32(xq.s) / fp.f32(yq.s)))
+            table = fp.requantize(q - xq.zp, m, s, yq.zp)
+            lo, hi = max(-128, fp.quantize_value(0.0, yq.s, yq.zp)), 127
+        elif [float(a.value) for a in act.args[1:]] == [0.0, 6.0] and xq.same_as(yq):
+            table = q
+            lo, hi = max(-128, xq.zp), min(127, fp.quantize_value(6.0, xq.s, xq.zp))
+        else:
+            return None
+        if clip is not None:
+            clo, chi = int8_clip_bounds(clip, yq)
+            lo, hi = max(lo, clo), min(hi, chi)
+        table = np.clip(table, lo, hi).astype(np.int8)
         return self.builder_.call_te(
             lookup, self.new(src), relax.const(table, "int8"), primfunc_name_hint="lookup"
         )

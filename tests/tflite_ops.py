@@ -91,11 +91,14 @@ class OpModel:
         return t
 
     def op(self, name: str, inputs, outputs, options=None, options_type: str | None = None):
-        o = self.sg.add_operator(
-            opcode=getattr(self.fb.BuiltinOperator, name),
-            inputs=list(inputs),
-            outputs=list(outputs),
-        )
+        code = getattr(self.fb.BuiltinOperator, name)
+        if all(oc.builtin_code != code for oc in self.model.operator_codes):
+            # the editor writes only the new builtin_code field; readers of the older schema
+            # (the `tflite` package TVM's frontend uses) read deprecated_builtin_code
+            oc = self.me.OperatorCode(builtin_code=code)
+            oc._fb.deprecatedBuiltinCode = min(code, 127)
+            self.model.operator_codes.append(oc)
+        o = self.sg.add_operator(opcode=code, inputs=list(inputs), outputs=list(outputs))
         if options is not None:
             o._fb.builtinOptionsType = getattr(self.fb.BuiltinOptions, options_type)
             o._fb.builtinOptions = options

@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from tests.host.test_int8_tflm_host import IDS, INT8_MODELS, SEEDS, model_path
+from tests.host.test_int8_tflm_host import IDS, INT8_MODELS, SEEDS, as_tflm, model_path
 from tests.reference.tflm import random_inputs, tflm_outputs_many
 from tvm_patch.run import run_compiled
 
@@ -25,5 +25,5 @@ def test_cortex_m4_equals_tflite_micro(model, schedule, compiled):
     for seed, x, w in zip(SEEDS, inputs, want, strict=True):
         got = run_compiled(result.out_dir, device="qemu", inputs=x).outputs[0]
         np.testing.assert_array_equal(
-            got, w[0], err_msg=f"{model.name} {schedule} on mps2-an386, seed {seed}"
+            as_tflm(got, w[0]), w[0], err_msg=f"{model.name} {schedule} on mps2-an386, seed {seed}"
         )
