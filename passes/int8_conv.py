@@ -12,8 +12,8 @@ writes
     y   = call_tir(requantize, acc, [B; M; shift])   # + bias, TFLM requantize, clamp: int8
 
 W is evaluated once to int8 in the layout the op reads; its per-channel scale must run along
-the op's output-channel axis. The bias, multiplier and shift per output channel travel as one int32 table [3, C]
-(one kernel argument). The multiplier and shift per output channel are TFLM's
+the op's output-channel axis. The bias, multiplier and shift per output channel travel as one
+int32 table [3, C] (one kernel argument). The multiplier and shift per output channel are TFLM's
 (fixed_point.conv_multipliers: double(s_x) * double(s_w[c]) / double(s_out); per-tensor
 dense multiplies the two scales in float32 first). The bias is used as stored, as TFLM does.
 A nonzero weight zero point (ONNX) is folded into the constant (int16 if it no longer fits
@@ -32,11 +32,9 @@ from .int8_kernels import requantize
 from .qdq import Graph, QdqRewriter, QParams, Weight, dtype_of, qparams, shape_of
 
 
-def output_bounds(
-    graph: Graph, quantize_call: relax.Call, out: QParams, float_act: relax.Call | None
-):
-    """(lo, hi) in the output's int8 domain: a float relu/clip before the quantize, then a
-    clip on the int8 result (the TFLite frontend's fused activation), TFLM's rounding."""
+def output_bounds(out: QParams, float_act: relax.Call | None) -> tuple[int, int]:
+    """(lo, hi) in the output's int8 domain of a float relu/clip before the quantize (the
+    TFLite frontend writes ADD's fused activation so), with TFLM's rounding."""
     lo, hi = -128, 127
     if float_act is not None:
         name = float_act.op.name
@@ -115,7 +113,7 @@ class _ConvRewriter(QdqRewriter):
         parts = split_epilogue(self.graph, call)
         if parts is None:
             return None
-        quantize, out_q, act, value, clip = parts
+        _, out_q, act, value, clip = parts
         bias = None
         add = self.graph.call(value, "relax.add")
         if add is not None:
@@ -151,6 +149,9 @@ class _ConvRewriter(QdqRewriter):
         if axis not in (None, w_axis):
             return None
         w_scales, _ = w.along(axis)
+        channels = shape_of(anchor)[out_axis]
+        if bias is not None and bias.size not in (1, channels):
+            return None
         x_src, xq = x
         if self.rounding == "half_even":
             pairs = [
@@ -162,7 +163,7 @@ class _ConvRewriter(QdqRewriter):
         else:
             m, s = fp.fc_multiplier(xq.s, w_scales[0], out_q.s)
             mult, shift = np.array([m]), np.array([s])
-        lo, hi = output_bounds(self.graph, quantize, out_q, act)
+        lo, hi = output_bounds(out_q, act)
         if clip is not None:
             clo, chi = int8_clip_bounds(clip, out_q)
             lo, hi = max(lo, clo), min(hi, chi)
@@ -194,7 +195,11 @@ class _ConvRewriter(QdqRewriter):
         acc = self.emit(acc)
         channels = shape_of(anchor)[out_axis]
         per_channel = mult.size > 1
-        rows = [np.zeros(channels, np.int64) if bias is None else bias.reshape(-1).astype(np.int64)]
+        rows = [
+            np.broadcast_to(np.zeros(1) if bias is None else bias.reshape(-1), (channels,)).astype(
+                np.int64
+            )
+        ]
         if per_channel:
             rows += [mult, shift]
         table = None

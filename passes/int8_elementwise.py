@@ -128,9 +128,9 @@ class _ElementwiseRewriter(QdqRewriter):
         parts = split_epilogue(self.graph, call)
         if parts is None:
             return None
-        quantize, yq, act, value, clip = parts
+        _, yq, act, value, clip = parts
         g = self.graph
-        lo, hi = output_bounds(g, quantize, yq, act)
+        lo, hi = output_bounds(yq, act)
         if clip is not None:
             clo, chi = int8_clip_bounds(clip, yq)
             lo, hi = max(lo, clo), min(hi, chi)
@@ -191,7 +191,7 @@ class _ElementwiseRewriter(QdqRewriter):
         q = np.arange(-128, 128)
         if self.rounding == "half_even":
             table = requantize_table(xq, yq, "half_even").astype(np.int64)
-            lo, hi = output_bounds(self.graph, None, yq, act)
+            lo, hi = output_bounds(yq, act)
         elif act.op.name == "relax.nn.relu":
             m, s = fp.quantize_multiplier(float(fp.f32(xq.s) / fp.f32(yq.s)))
             table = fp.requantize(q - xq.zp, m, s, yq.zp)

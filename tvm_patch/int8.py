@@ -2,7 +2,8 @@
 
 Runs on a frontend's module before FoldConstant (which would otherwise turn every int8 weight
 into a float32 constant). One named step per concern; each leaves what it does not match as
-it was, so an op none of them knows stays in float, correctly, and the report says so.
+it was, so an op none of them knows stays in the frontend's float form: correct, not integer
+(tests/host/test_int8_tflm_host.py checks that no float is left in the models we have).
 """
 
 from __future__ import annotations
@@ -26,33 +27,28 @@ def lower_int8(mod: tvm.IRModule, semantics: str | None = None) -> tvm.IRModule:
     `quantization_semantics`)."""
     onnx = (semantics or quantization_semantics(mod)) == "onnx"
     rounding = "half_even" if onnx else "tflm"
-    return tvm.transform.Sequential(
-        [
-            IntegerConvDense(
-                rounding
-            ),  # conv2d / depthwise / grouped / dense: int32 acc, requantize
-            IntegerPooling(rounding),  # average pool rounded as TFLM, mean as sum + requantize
-            IntegerActivations(
-                tflm_tables=not onnx
-            ),  # logistic / tanh / hard-swish tables, softmax
-            IntegerElementwise(
-                rounding
-            ),  # add / sub / mul / requantize / concat, pad, reshape as bytes
-        ]
-    )(mod)
+    steps = [
+        # conv2d / depthwise / grouped / dense: int8 weights, int32 accumulation, requantize
+        IntegerConvDense(rounding),
+        # average pool rounded as TFLM, mean as an int32 sum and one requantize
+        IntegerPooling(rounding),
+        # logistic / tanh / hard-swish as 256-entry tables, softmax as one kernel
+        IntegerActivations(tflm_tables=not onnx),
+        # add / sub / mul, requantize and relu / relu6 (tables); concat, pad, reshape, transpose as bytes
+        IntegerElementwise(rounding),
+    ]
+    return tvm.transform.Sequential(steps)(mod)
 
 
 def quantization_semantics(mod: tvm.IRModule) -> str:
-    """ "onnx" or "tflite", from how the frontend wrote the zero points: TVM's ONNX frontend
+    """"onnx" or "tflite", from how the frontend wrote the zero points: TVM's ONNX frontend
     keeps the model's int8/uint8 zero-point constants, its TFLite frontend writes int32 ones."""
     from .passes.qdq import Graph
 
     for value in Graph(mod["main"]).value.values():
         name = getattr(getattr(value, "op", None), "name", "")
-        if name in ("relax.quantize", "relax.dequantize") and str(value.args[2].ty.dtype) in (
-            "int8",
-            "uint8",
-        ):
+        zero_point_dtype = str(value.args[2].ty.dtype) if name in ("relax.quantize", "relax.dequantize") else ""
+        if zero_point_dtype in ("int8", "uint8"):
             return "onnx"
     return "tflite"
 
