@@ -12,8 +12,17 @@ demo: setup  ## compile a bundled model, run it on the host and in QEMU, print t
 test: setup  ## the whole test suite (CI runs this)
 	$(PY) -m pytest -q -ra
 
-bench: setup  ## memory and speed benchmarks (figures in the README)
-	$(PY) bench/arena.py
+bench: setup  ## every benchmark whose figures are in the README (slow: about an hour)
+	$(PY) bench/memory_planners.py --markdown
+	$(PY) bench/kernel_backends.py
+	$(PY) bench/int8_vs_tflite.py
+	$(PY) bench/tflm_vs_litert.py
+	$(PY) bench/patch.py
+	$(PY) bench/tune.py
+	$(PY) bench/demo.py
 
-lint:
-	ruff check tvm_patch passes tune targets tests bench
+LINTED = tvm_patch passes tune targets tests bench scripts
+
+lint: setup  ## ruff check and ruff format --check (CI runs this before the tests)
+	$(PY) -m ruff check $(LINTED)
+	$(PY) -m ruff format --check $(LINTED)

@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))  # tests.models (the zoo) and tests.reference live in the repo
 VWW = REPO.parent / "shared" / "models" / "mlperf_tiny" / "vww_96_int8.tflite"
 OUT = REPO / "demo_out"
 
@@ -45,13 +46,24 @@ def main() -> int:
     OUT.mkdir(exist_ok=True)
     model = VWW
     if not model.is_file():
-        from tvm_patch import zoo
+        from tests.models import zoo
 
         model = zoo.save(zoo.mobilenet_v2(width=0.35, resolution=96, num_classes=2), OUT / "mobilenet_v2_035_96.onnx")
     builds = {"per-layer": OUT / f"{model.stem}_layer", "patch": OUT / f"{model.stem}_patch"}
     tvmc("compile", str(model), "--target", "cortex-m4", "-o", str(builds["per-layer"]))
-    tvmc("compile", str(model), "--target", "cortex-m4", "--pass", "patch", "--exclude-input",
-         "--plot", str(OUT / "profile.png"), "-o", str(builds["patch"]))
+    tvmc(
+        "compile",
+        str(model),
+        "--target",
+        "cortex-m4",
+        "--pass",
+        "patch",
+        "--exclude-input",
+        "--plot",
+        str(OUT / "profile.png"),
+        "-o",
+        str(builds["patch"]),
+    )
     reports = {k: json.loads((v / "report.json").read_text()) for k, v in builds.items()}
     spec = reports["per-layer"]["inputs"][0]
     rng = np.random.default_rng(2026)
@@ -64,28 +76,45 @@ def main() -> int:
     for schedule, out in builds.items():
         for device in ("qemu", "host"):
             tag = f"{schedule}_{device}"
-            tvmc("run", str(out), "--device", device, "--inputs", str(OUT / "input.npz"),
-                 "--outputs", str(OUT / f"output_{tag}.npz"), "--report", str(OUT / f"run_{tag}.json"), "--print-time")
+            tvmc(
+                "run",
+                str(out),
+                "--device",
+                device,
+                "--inputs",
+                str(OUT / "input.npz"),
+                "--outputs",
+                str(OUT / f"output_{tag}.npz"),
+                "--report",
+                str(OUT / f"run_{tag}.json"),
+                "--print-time",
+            )
             name = reports[schedule]["outputs"][0]["name"]
-            runs[(schedule, device)] = (json.loads((OUT / f"run_{tag}.json").read_text()),
-                                        np.load(OUT / f"output_{tag}.npz")[name])
+            runs[(schedule, device)] = (
+                json.loads((OUT / f"run_{tag}.json").read_text()),
+                np.load(OUT / f"output_{tag}.npz")[name],
+            )
     want = reference(model, x)
     ref = "TFLite" if model.suffix == ".tflite" else "onnxruntime"
     print()
     print(f"{model.name} -> cortex-m4 ({reports['per-layer']['board']}), {reports['per-layer']['kernels']} kernels")
     print(f"  {'schedule':<10} {'peak SRAM':>11} {'w/o input':>10} {'flash':>10} {'MACs':>11}  patch stage")
     for schedule, r in reports.items():
-        st = r.get("patch_stages", [None])[0]
+        st = (r.get("patch_stages") or [None])[0]
         stage = f"{len(st['layers'])} layers, {st['grid'][0]}x{st['grid'][1]} patches" if st else "-"
-        print(f"  {schedule:<10} {r['peak_sram_bytes']:>11,} {r['peak_sram_bytes_excl_input']:>10,} "
-              f"{r['flash_bytes']:>10,} {r['macs']:>11,}  {stage}")
+        print(
+            f"  {schedule:<10} {r['peak_sram_bytes']:>11,} {r['peak_sram_bytes_excl_input']:>10,} "
+            f"{r['flash_bytes']:>10,} {r['macs']:>11,}  {stage}"
+        )
     print(f"  {'run':<22} {'cost':>24}  top-1  vs {ref}")
     for (schedule, device), (rr, y) in runs.items():
         cost = f"{rr['instructions']:,} instr" if "instructions" in rr else f"{rr['host_seconds'] * 1e3:.2f} ms"
         diff = np.abs(y.astype(np.float64) - want.astype(np.float64)).max()
         same = "same top-1" if np.argmax(y) == np.argmax(want) else "TOP-1 DIFFERS"
         unit = "LSB" if y.dtype.kind in "iu" else "abs"
-        print(f"  {schedule + ' on ' + device:<22} {cost:>24}  {int(np.argmax(y)):>5}  {same}, max diff {diff:g} {unit}")
+        print(
+            f"  {schedule + ' on ' + device:<22} {cost:>24}  {int(np.argmax(y)):>5}  {same}, max diff {diff:g} {unit}"
+        )
     outs = [y for _, y in runs.values()]
     agree = all(np.array_equal(outs[0], y) for y in outs[1:])
     print(f"  all four runs give identical outputs: {'yes' if agree else 'NO'}")

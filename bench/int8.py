@@ -38,21 +38,18 @@ def weight_bytes(out_dir: Path) -> dict[str, int]:
 
     sizes: dict[str, int] = {}
     text = next((out_dir / "src").glob("tvmgen_*_weights.c")).read_text()
-    for dtype, shape, nbytes in re.findall(
-        r"/\* w\d+: ([a-z0-9]+)(\[[^\]]*\]), (\d+) bytes \*/", text
-    ):
+    for dtype, shape, nbytes in re.findall(r"/\* w\d+: ([a-z0-9]+)(\[[^\]]*\]), (\d+) bytes \*/", text):
         kind = "int8 table" if (dtype, shape) == ("int8", "[256]") else dtype
         sizes[kind] = sizes.get(kind, 0) + int(nbytes)
     return sizes
 
 
 def main() -> int:
-    from tvm_patch.targets.toolchain import elf_sizes
-
     from tests.reference.tflm import random_inputs, tflm_outputs_many
     from tvm_patch.compile import compile_model
-    from tvm_patch.options import CompileOptions
     from tvm_patch.run import run_compiled
+    from tvm_patch.targets.toolchain import elf_sizes
+    from tvm_patch_core.options import CompileOptions
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, default=5)
@@ -76,18 +73,14 @@ def main() -> int:
                 for device in devices:
                     target = "host" if device == "host" else "cortex-m4"
                     out = Path(tmp) / f"{model.stem}-{schedule}-{device}"
-                    result = compile_model(
-                        model, out, CompileOptions(target=target, schedule=schedule)
-                    )
+                    result = compile_model(model, out, CompileOptions(target=target, schedule=schedule))
                     worst, instructions = 0, None
                     for seed, (x, w) in enumerate(zip(inputs, want, strict=True)):
                         run = run_compiled(result.out_dir, device=device, inputs=x)
-                        worst = max(
-                            worst, int(np.abs(run.outputs[0].astype(int) - w[0].astype(int)).max())
-                        )
+                        worst = max(worst, int(np.abs(run.outputs[0].astype(int) - w[0].astype(int)).max()))
                         if seed == 0 and device == "qemu":
-                            instructions = run.report["instructions"]
-                    flash = f"{result.report['flash_bytes']:,}" if device == "qemu" else "-"
+                            instructions = run.report.instructions
+                    flash = f"{result.report.flash_bytes:,}" if device == "qemu" else "-"
                     count = f"{instructions:,}" if instructions is not None else "-"
                     print(
                         f"| {model.stem} | {schedule} | {device} | {worst} LSB | {flash} | {count} |",
@@ -110,9 +103,7 @@ def main() -> int:
                 consts.get("int8 table", 0),
             )
             rest = sizes["rodata"] - i8 - i32 - lut
-            print(
-                f"| {name} | {sizes['text']:,} | {sizes['rodata']:,} | {i8:,} | {i32:,} | {lut:,} | {rest:,} |"
-            )
+            print(f"| {name} | {sizes['text']:,} | {sizes['rodata']:,} | {i8:,} | {i32:,} | {lut:,} | {rest:,} |")
     return 0
 
 

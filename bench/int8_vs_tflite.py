@@ -24,8 +24,8 @@ sys.path.insert(0, str(REPO))  # tests.conftest holds the shared input generator
 def main() -> int:
     from tests.conftest import model_inputs, tflite_reference
     from tvm_patch.compile import compile_model
-    from tvm_patch.options import CompileOptions
     from tvm_patch.run import run_compiled
+    from tvm_patch_core.options import CompileOptions
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, default=3)

@@ -21,8 +21,8 @@ NAMES = ["vww_96_int8", "pretrainedResnet_quant", "kws_ref_model", "vww_96_float
 
 def main() -> int:
     from tvm_patch.compile import compile_model
-    from tvm_patch.options import CompileOptions
     from tvm_patch.run import run_compiled
+    from tvm_patch_core.options import CompileOptions
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--target", default="cortex-m4")
@@ -36,7 +36,7 @@ def main() -> int:
             for kernels in ("c", "llvm"):
                 out = Path(tmp) / f"{name}-{kernels}"
                 compile_model(model, out, CompileOptions(target=args.target, kernels=kernels))
-                counts[kernels] = run_compiled(out, device="qemu").report["instructions"]
+                counts[kernels] = run_compiled(out, device="qemu").report.instructions
             print(f"| {name} | {counts['c']:,} | {counts['llvm']:,} | {counts['llvm'] / counts['c']:.2f} |")
             sys.stdout.flush()
     return 0

@@ -40,11 +40,9 @@ def main() -> int:
             continue
         sets = [random_inputs(model, seed) for seed in range(args.seeds)]
         oracle = tflm_outputs_many(model, sets)
-        default = max(lsb_difference(o, litert_outputs(model, x)) for o, x in zip(oracle, sets))
-        ref = max(
-            lsb_difference(o, litert_outputs(model, x, reference_kernels=True))
-            for o, x in zip(oracle, sets)
-        )
+        default = max(lsb_difference(o, litert_outputs(model, x)) for o, x in zip(oracle, sets, strict=False))
+        pairs = list(zip(oracle, sets, strict=True))
+        ref = max(lsb_difference(o, litert_outputs(model, x, reference_kernels=True)) for o, x in pairs)
         print(f"| {model.stem} | {default} | {ref} | {tflm_arena_size(model):,} |")
     return 0
 

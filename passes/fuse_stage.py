@@ -16,14 +16,17 @@ import tvm_ffi
 from tvm import relax, s_tir, tirx
 from tvm.ir.expr import Var
 
-from .patch_tir import PatchTIRError
-
-STAGE_FUNC = "patch_stage"
+from tvm_patch_core.errors import PatchTIRError
+from tvm_patch_core.stage import STAGE_KERNEL
 
 
 def _call_bindings(func: relax.Function) -> list:
-    return [b for blk in func.body.blocks for b in blk.bindings
-            if isinstance(b.value, relax.Call) and isinstance(b.value.op, tvm.ir.Op) and b.value.op.name == "relax.call_tir"]
+    return [
+        b
+        for blk in func.body.blocks
+        for b in blk.bindings
+        if isinstance(b.value, relax.Call) and isinstance(b.value.op, tvm.ir.Op) and b.value.op.name == "relax.call_tir"
+    ]
 
 
 def _args(call: relax.Call) -> list:
@@ -38,16 +41,16 @@ def compose(prims: list[tirx.PrimFunc], args: list[list], outputs: list) -> tupl
     buffer_of: dict = {}  # value -> the PrimFunc buffer that holds it in the fused function
     outside: list = []
     for k, (f, ins) in enumerate(zip(prims, args, strict=True)):
-        for v, p in zip(ins, f.params):
+        for v, p in zip(ins, f.params, strict=False):
             if v not in buffer_of:
                 buffer_of[v] = p
                 outside.append(v)
         buffer_of[outputs[k]] = f.params[len(ins)]
     bodies, allocs = [], []
     for k, (f, ins) in enumerate(zip(prims, args, strict=True)):
-        remap = {p: buffer_of[v] for v, p in zip(ins, f.params) if not p.same_as(buffer_of[v])}
+        remap = {p: buffer_of[v] for v, p in zip(ins, f.params, strict=False) if not p.same_as(buffer_of[v])}
 
-        def sub(var, remap=remap):
+        def sub(var: Var, remap: dict = remap) -> Var:
             return remap.get(var, var)
 
         body = tvm_ffi.structural_map(f.body, [(Var, sub)]) if remap else f.body
@@ -59,7 +62,7 @@ def compose(prims: list[tirx.PrimFunc], args: list[list], outputs: list) -> tupl
     params = [buffer_of[v] for v in outside] + [buffer_of[outputs[-1]]]
     root = s_tir.SBlock([], [], [], "root", tirx.SeqStmt(bodies), None, allocs)
     func = tirx.PrimFunc(params, s_tir.SBlockRealize([], True, root))
-    return func.with_attrs({"global_symbol": STAGE_FUNC, "tirx.noalias": True}), outside
+    return func.with_attrs({"global_symbol": STAGE_KERNEL, "tirx.noalias": True, "s_tir": True}), outside
 
 
 def fuse_stage(mod: tvm.IRModule, k: int, attrs: dict | None = None) -> tvm.IRModule:
@@ -74,12 +77,12 @@ def fuse_stage(mod: tvm.IRModule, k: int, attrs: dict | None = None) -> tvm.IRMo
     stage_func = stage_func.with_attrs(attrs or {})
     rest = {g: f for g, f in mod.functions.items() if g.name_hint != "main"}
     bb = relax.BlockBuilder(tvm.IRModule(rest, attrs=mod.attrs))
-    gv = bb.add_func(stage_func, STAGE_FUNC)  # a GlobalVar that carries the function's type
+    gv = bb.add_func(stage_func, STAGE_KERNEL)  # a GlobalVar that carries the function's type
     last = calls[-1]
     leaked = _used_after(main, {b.var for b in calls[:-1]}, set(calls))
     if leaked:
         raise PatchTIRError(f"tensors {leaked} of the stage are read after it; only its last output may be")
-    new_call = relax.call_tir(gv, relax.Tuple(outside), out_ty=last.var.ty)
+    new_call = bb.normalize(relax.call_tir(gv, relax.Tuple(outside), out_ty=last.var.ty))
     drop = set(calls[:-1])
     blocks = []
     for blk in main.body.blocks:
@@ -88,10 +91,13 @@ def fuse_stage(mod: tvm.IRModule, k: int, attrs: dict | None = None) -> tvm.IRMo
             if b in drop:
                 continue
             bindings.append(relax.VarBinding(b.var, new_call) if b.same_as(last) else b)
-        blocks.append(relax.DataflowBlock(bindings) if isinstance(blk, relax.DataflowBlock) else relax.BindingBlock(bindings))
+        blocks.append(
+            relax.DataflowBlock(bindings) if isinstance(blk, relax.DataflowBlock) else relax.BindingBlock(bindings)
+        )
     new_main = relax.Function(main.params, relax.SeqExpr(blocks, main.body.body), main.ret_ty, main.is_pure, main.attrs)
     out = bb.get()
     out["main"] = new_main
+    out = relax.transform.Normalize()(out)
     used = {b.value.args[0].name_hint for b in _call_bindings(new_main)}
     for g in list(out.functions):
         if isinstance(out[g], tirx.PrimFunc) and g.name_hint not in used:
@@ -111,3 +117,26 @@ def _used_after(main: relax.Function, inner: set, stage: set) -> list[str]:
                 if a in inner:
                     found.append(a.name)
     return found
+
+
+@tvm.transform.module_pass(opt_level=0, name="FuseStage")
+class FuseStage:
+    """Fuse main's first `layers` kernel calls into one call of `patch_stage`, carrying the
+    tiles (per axis, [lo, hi) of the stage's last output) and the layout for PatchTIR."""
+
+    def __init__(
+        self,
+        layers: int,
+        tiles_h: tuple[tuple[int, int], ...],
+        tiles_w: tuple[tuple[int, int], ...],
+        layout: str = "NHWC",
+    ) -> None:
+        self.layers = layers
+        self.attrs = {
+            "patch_tiles_h": [list(t) for t in tiles_h],
+            "patch_tiles_w": [list(t) for t in tiles_w],
+            "patch_layout": layout,
+        }
+
+    def transform_module(self, mod: tvm.IRModule, _ctx: tvm.transform.PassContext) -> tvm.IRModule:
+        return fuse_stage(mod, self.layers, self.attrs)

@@ -7,7 +7,7 @@ microcontroller the tensors between kernels are what fills SRAM, so this pass de
 the cut points itself:
 
 1. Anchors are the ops that reduce (conv2d, matmul, pooling, mean, softmax, ...); every
-   kernel holds at most one anchor (or, for a forced stage, exactly the ones asked for).
+   kernel holds at most one anchor.
 2. From each anchor, follow its single-consumer chain of non-anchor ops forward. If the
    chain feeds the next anchor, cut it at the *smallest* tensor along the chain (ties: the
    latest), giving the ops before the cut to this anchor and the rest to the next one.
@@ -18,9 +18,6 @@ the cut points itself:
 3. Ops no chain reached join their single consumer's kernel, else form their own.
 4. Each kernel becomes a `Primitive` Relax function; LegalizeOps + FuseTIR later turn it
    into one PrimFunc. Weights (non-scalar constants) become parameters, as FuseOps does.
-
-`stages` (lists of binding names) force those bindings into one kernel each; the patch
-pass uses it to build its fused early stage.
 """
 
 from __future__ import annotations
@@ -31,7 +28,8 @@ from dataclasses import dataclass
 import tvm
 from tvm import relax
 
-from tvm_patch.names import sanitize
+from tvm_patch_core.graph import shape_bytes
+from tvm_patch_core.names import sanitize
 
 ANCHOR_OPS = frozenset(
     {
@@ -58,19 +56,11 @@ def op_name(value: relax.Expr) -> str:
     return op.name if isinstance(op, tvm.ir.Op) else type(value).__name__
 
 
-def shape_bytes(shape, dtype: str) -> int:
-    """Bytes of a dense tensor of this shape and dtype."""
-    n = 1
-    for d in shape:
-        n *= int(d)
-    return n * tvm.DataType(str(dtype)).bits // 8
-
-
-def tensor_bytes(ty) -> int:
+def tensor_bytes(ty: relax.TensorType) -> int:
     shape = getattr(ty, "shape", None)
     if shape is None or not hasattr(shape, "values"):
         return 1 << 62  # unknown: never the preferred cut
-    return shape_bytes(shape.values, ty.dtype)
+    return shape_bytes(shape.values, str(ty.dtype))
 
 
 @dataclass(frozen=True)
@@ -84,9 +74,7 @@ class Group:
         return self.members[0]
 
 
-def plan_groups(
-    bindings: Sequence[relax.Binding], outputs: set[relax.Var], stages: Sequence[Sequence[str]] = ()
-) -> list[Group]:
+def plan_groups(bindings: Sequence[relax.Binding], outputs: set[relax.Var]) -> list[Group]:
     """Return the kernels as groups of binding indices (see the module docstring)."""
     index = {b.var: i for i, b in enumerate(bindings)}
     consumers: dict[int, list[int]] = {i: [] for i in range(len(bindings))}
@@ -97,18 +85,13 @@ def plan_groups(
     is_anchor = [op_name(b.value) in ANCHOR_OPS for b in bindings]
     owner: dict[int, int] = {}  # binding -> id of its group leader
 
-    forced = {b.var.name: n for n, stage in enumerate(stages) for b in bindings if b.var.name in stage}
-    for i, b in enumerate(bindings):
-        if b.var.name in forced:
-            owner[i] = -1 - forced[b.var.name]
-
     def single_consumer(i: int) -> int | None:
         cons = consumers[i]
         if len(cons) == 1 and bindings[i].var not in outputs:
             return cons[0]
         return None
 
-    for a, b in enumerate(bindings):
+    for a in range(len(bindings)):
         if not is_anchor[a] or owner.get(a, a) != a:
             continue
         owner[a] = a
@@ -161,7 +144,7 @@ def unshare_dequantize(bindings: list[relax.Binding], outputs: set[relax.Var]) -
     return out
 
 
-def _topological(groups: list[Group], bindings, index) -> list[Group]:
+def _topological(groups: list[Group], bindings: Sequence[relax.Binding], index: dict) -> list[Group]:
     """Order kernels so each runs after the kernels it reads from (ties: program order)."""
     group_of = {i: g for g in groups for i in g.members}
     deps = {
@@ -219,9 +202,6 @@ def _is_weight(expr: relax.Expr) -> bool:
 class GroupKernels:
     """Wrap each kernel of `main` into a Primitive function (see the module docstring)."""
 
-    def __init__(self, stages: Sequence[Sequence[str]] = ()) -> None:
-        self.stages = [list(s) for s in stages]
-
     def transform_module(self, mod: tvm.IRModule, _ctx: tvm.transform.PassContext) -> tvm.IRModule:
         func = mod["main"]
         body = func.body
@@ -230,7 +210,7 @@ class GroupKernels:
             return mod  # only the frontends' single-dataflow-block form is grouped
         outputs = {v for v in _collect_vars(body.body)}
         bindings = unshare_dequantize(list(blocks[0].bindings), outputs)
-        groups = plan_groups(bindings, outputs, self.stages)
+        groups = plan_groups(bindings, outputs)
 
         rest = {gv: f for gv, f in mod.functions.items() if gv.name_hint != "main"}
         bb = relax.BlockBuilder(tvm.IRModule(rest, attrs=mod.attrs))
@@ -249,7 +229,14 @@ class GroupKernels:
         return bb.get()
 
     @staticmethod
-    def _emit_group(bb, n, members, vmap, outputs, bindings) -> None:
+    def _emit_group(
+        bb: relax.BlockBuilder,
+        n: int,
+        members: list[relax.Binding],
+        vmap: dict,
+        outputs: set[relax.Var],
+        bindings: list[relax.Binding],
+    ) -> None:
         inside = {b.var for b in members}
         later_uses: set[relax.Var] = set(outputs)
         for b in bindings:
@@ -264,7 +251,7 @@ class GroupKernels:
         results = [b.var for b in members if b.var in later_uses] or [members[-1].var]
         name = f"kernel{n}_{sanitize(results[-1].name, 'v')}"
         params = [relax.Var(f"p{i}", a.ty) for i, a in enumerate(ext)]
-        inner_map: dict[relax.Expr, relax.Expr] = dict(zip(ext, params))
+        inner_map: dict[relax.Expr, relax.Expr] = dict(zip(ext, params, strict=False))
         ibb = relax.BlockBuilder()
         with ibb.function(name, params, attrs={"Primitive": 1}):
             with ibb.dataflow():
@@ -293,7 +280,7 @@ def _collect_vars(expr: relax.Expr) -> list[relax.Var]:
 def substitute(expr: relax.Expr, vmap: dict) -> relax.Expr:
     """Replace vars (and weight constants) by their mapped expressions, one level deep."""
 
-    def one(e):
+    def one(e: relax.Expr) -> relax.Expr:
         if e in vmap:
             return vmap[e]
         if isinstance(e, relax.Tuple):

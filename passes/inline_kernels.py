@@ -18,19 +18,21 @@ back from the generated code.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import tvm
 from tvm import tirx
 from tvm.s_tir import Schedule
-from tvm.s_tir.schedule import ScheduleError
+from tvm.s_tir.schedule import SBlockRV, ScheduleError
 
 _REDUCE = 2  # IterVar.CommReduce
 
 
-def _is_reduction(sch: Schedule, block) -> bool:
+def _is_reduction(sch: Schedule, block: SBlockRV) -> bool:
     return any(iv.iter_type == _REDUCE for iv in sch.get(block).iter_vars)
 
 
-def _spatial_depth(sch: Schedule, block) -> int:
+def _spatial_depth(sch: Schedule, block: SBlockRV) -> int:
     n = 0
     for iv in sch.get(block).iter_vars:
         if iv.iter_type == _REDUCE:
@@ -78,12 +80,10 @@ def schedule_kernel(func: tirx.PrimFunc) -> tirx.PrimFunc:
     return sch.mod["main"]
 
 
-def map_prim_funcs(mod: tvm.IRModule, fn) -> tvm.IRModule:
-    """`mod` with every PrimFunc replaced by fn(gv, func)."""
-    updates = {gv: fn(gv, f) for gv, f in mod.functions.items() if isinstance(f, tirx.PrimFunc)}
-    for gv, func in updates.items():
-        mod[gv] = func
-    return mod
+def map_prim_funcs(mod: tvm.IRModule, fn: Callable[[tvm.ir.GlobalVar, tirx.PrimFunc], tirx.PrimFunc]) -> tvm.IRModule:
+    """A new module: `mod` with every PrimFunc replaced by fn(gv, func); `mod` is unchanged."""
+    funcs = {gv: fn(gv, f) if isinstance(f, tirx.PrimFunc) else f for gv, f in mod.functions.items()}
+    return tvm.IRModule(funcs, attrs=mod.attrs, global_infos=mod.global_infos)
 
 
 @tvm.transform.module_pass(opt_level=0, name="InlineKernels")

@@ -21,17 +21,19 @@ TFLM's output quantization (1/256, -128) and beta 1. Other forms are left as the
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 import tvm
 from tvm import relax
 
-from tvm_patch import fixed_point as fp
+from tvm_patch_core import fixed_point as fp
 
 from .int8_kernels import lookup, softmax
 from .qdq import QdqRewriter, QParams, const_array, dtype_of, qparams
 
 
-def float_table(fn, xq: QParams, yq: QParams) -> np.ndarray:
+def float_table(fn: Callable[[np.ndarray], np.ndarray], xq: QParams, yq: QParams) -> np.ndarray:
     """ONNX semantics for an elementwise op between DequantizeLinear and QuantizeLinear."""
     real = float(xq.s) * (np.arange(-128, 128, dtype=np.float64) - xq.zp)
     q = np.round(fn(real) / float(yq.s)) + yq.zp  # np.round: half to even
@@ -67,9 +69,7 @@ class _ActivationRewriter(QdqRewriter):
         if yq is None or not yq.per_tensor:
             return None
         g = self.graph
-        inner = g.call(
-            call.args[0], "relax.sigmoid", "relax.tanh", "relax.nn.softmax", "relax.divide"
-        )
+        inner = g.call(call.args[0], "relax.sigmoid", "relax.tanh", "relax.nn.softmax", "relax.divide")
         if inner is None:
             return None
         name = inner.op.name
@@ -81,28 +81,18 @@ class _ActivationRewriter(QdqRewriter):
         src, xq = x
         if name == "relax.nn.softmax":
             axis = int(inner.attrs.axis)
-            if (
-                axis not in (-1, len(src.ty.shape.values) - 1)
-                or yq.zp != -128
-                or float(yq.s) != 1 / 256
-            ):
+            if axis not in (-1, len(src.ty.shape.values) - 1) or yq.zp != -128 or float(yq.s) != 1 / 256:
                 return None
             p = fp.softmax_params(xq.s)
             table = relax.const(fp.softmax_exp_table(p), "int32")
-            return self.builder_.call_te(
-                softmax, self.new(src), table, p.diff_min, primfunc_name_hint="softmax"
-            )
+            return self.builder_.call_te(softmax, self.new(src), table, p.diff_min, primfunc_name_hint="softmax")
         if name == "relax.sigmoid":
             if self.tflm and yq.zp == -128:
                 table = fp.logistic_table(xq.s, xq.zp)
             else:
                 table = float_table(lambda v: 1 / (1 + np.exp(-v)), xq, yq)
         else:
-            table = (
-                fp.tanh_table(xq.s, xq.zp)
-                if self.tflm and yq.zp == 0
-                else float_table(np.tanh, xq, yq)
-            )
+            table = fp.tanh_table(xq.s, xq.zp) if self.tflm and yq.zp == 0 else float_table(np.tanh, xq, yq)
         return self._lookup(src, table)
 
     def _hard_swish(self, div: relax.Call, yq: QParams) -> relax.Expr | None:

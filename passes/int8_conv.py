@@ -26,7 +26,7 @@ import numpy as np
 import tvm
 from tvm import relax
 
-from tvm_patch import fixed_point as fp
+from tvm_patch_core import fixed_point as fp
 
 from .int8_kernels import requantize
 from .qdq import Graph, QdqRewriter, QParams, Weight, dtype_of, qparams, shape_of
@@ -59,7 +59,9 @@ def int8_clip_bounds(clip: relax.Call, out: QParams) -> tuple[int, int]:
     return lo, hi
 
 
-def split_epilogue(graph: Graph, call: relax.Call):
+def split_epilogue(
+    graph: Graph, call: relax.Call
+) -> tuple[relax.Call, QParams, relax.Call | None, relax.Expr, relax.Call | None] | None:
     """For `call` = quantize(...) or clip(quantize(...)): (quantize, its QParams, float
     activation or None, the pre-activation value, int8 clip or None)."""
     clip = None
@@ -129,18 +131,10 @@ class _ConvRewriter(QdqRewriter):
             return None
         x = self.graph.dequantized(anchor.args[0])
         w = self.graph.weight(anchor.args[1])
-        if (
-            x is None
-            or w is None
-            or not w.quantized
-            or w.data.dtype != np.int8
-            or not x[1].per_tensor
-        ):
+        if x is None or w is None or not w.quantized or w.data.dtype != np.int8 or not x[1].per_tensor:
             return None
         is_conv = anchor.op.name == "relax.nn.conv2d"
-        out_axis = (
-            str(anchor.attrs.data_layout).index("C") if is_conv else len(shape_of(anchor)) - 1
-        )
+        out_axis = str(anchor.attrs.data_layout).index("C") if is_conv else len(shape_of(anchor)) - 1
         w_axis = str(anchor.attrs.kernel_layout).index("O") if is_conv else w.data.ndim - 1
         try:
             axis = w.channel_axis()
@@ -154,9 +148,7 @@ class _ConvRewriter(QdqRewriter):
             return None
         x_src, xq = x
         if self.rounding == "half_even":
-            pairs = [
-                fp.float32_fraction(fp.onnx_scale(xq.s, ws, divide_by=out_q.s)) for ws in w_scales
-            ]
+            pairs = [fp.float32_fraction(fp.onnx_scale(xq.s, ws, divide_by=out_q.s)) for ws in w_scales]
             mult, shift = np.array([p[0] for p in pairs]), np.array([p[1] for p in pairs])
         elif is_conv or axis is not None:
             mult, shift = fp.conv_multipliers(xq.s, w_scales, out_q.s)
@@ -169,7 +161,20 @@ class _ConvRewriter(QdqRewriter):
             lo, hi = max(lo, clo), min(hi, chi)
         return self._emit(anchor, x_src, xq, w, bias, mult, shift, out_q, lo, hi, out_axis)
 
-    def _emit(self, anchor, x_src, xq, w: Weight, bias, mult, shift, out_q, lo, hi, out_axis):
+    def _emit(
+        self,
+        anchor: relax.Call,
+        x_src: relax.Expr,
+        xq: QParams,
+        w: Weight,
+        bias: np.ndarray | None,
+        mult: np.ndarray,
+        shift: np.ndarray,
+        out_q: QParams,
+        lo: int,
+        hi: int,
+        out_axis: int,
+    ) -> relax.Expr:
         xi = self.emit(relax.op.astype(self.new(x_src), "int32"))
         if xq.zp:
             xi = self.emit(relax.op.subtract(xi, relax.const(xq.zp, "int32")))
@@ -195,18 +200,12 @@ class _ConvRewriter(QdqRewriter):
         acc = self.emit(acc)
         channels = shape_of(anchor)[out_axis]
         per_channel = mult.size > 1
-        rows = [
-            np.broadcast_to(np.zeros(1) if bias is None else bias.reshape(-1), (channels,)).astype(
-                np.int64
-            )
-        ]
+        rows = [np.broadcast_to(np.zeros(1) if bias is None else bias.reshape(-1), (channels,)).astype(np.int64)]
         if per_channel:
             rows += [mult, shift]
         table = None
         if bias is not None or per_channel:
-            table = relax.const(
-                np.stack(rows).astype(np.int32), "int32"
-            )  # [bias; multiplier; shift]
+            table = relax.const(np.stack(rows).astype(np.int32), "int32")  # [bias; multiplier; shift]
         m = None if per_channel else int(mult[0])
         s = None if per_channel else int(shift[0])
         return self.builder_.call_te(

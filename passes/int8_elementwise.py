@@ -17,11 +17,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 import tvm
 from tvm import relax, tirx
 
-from tvm_patch import fixed_point as fp
+from tvm_patch_core import fixed_point as fp
 
 from .int8_conv import int8_clip_bounds, output_bounds, split_epilogue
 from .int8_kernels import (
@@ -34,6 +36,8 @@ from .int8_kernels import (
     round_half_even_shift,
 )
 from .qdq import QdqRewriter, QParams, shape_of
+
+Kernel = Callable[[Expr, Expr], Expr]  # one output value from the two int32-widened inputs
 
 _MOVES = (
     "relax.reshape",
@@ -56,7 +60,7 @@ def requantize_table(xq: QParams, yq: QParams, rounding: str = "tflm") -> np.nda
     return fp.requantize(q - xq.zp, m, s, yq.zp).astype(np.int8)
 
 
-def add_kernel(p: fp.AddParams, zp1: int, zp2: int, zp_out: int, lo: int, hi: int, sign: int):
+def add_kernel(p: fp.AddParams, zp1: int, zp2: int, zp_out: int, lo: int, hi: int, sign: int) -> Kernel:
     def fn(a: Expr, b: Expr) -> Expr:
         sa = mbqm((a - zp1) * (1 << p.left_shift), *p.input1)
         sb = mbqm((b - zp2) * (1 << p.left_shift), *p.input2)
@@ -65,9 +69,7 @@ def add_kernel(p: fp.AddParams, zp1: int, zp2: int, zp_out: int, lo: int, hi: in
     return fn
 
 
-def mul_kernel(
-    m: int, s: int, zp1: int, zp2: int, zp_out: int, lo: int, hi: int, rounding: str = "tflm"
-):
+def mul_kernel(m: int, s: int, zp1: int, zp2: int, zp_out: int, lo: int, hi: int, rounding: str = "tflm") -> Kernel:
     def fn(a: Expr, b: Expr) -> Expr:
         prod = (a - zp1) * (b - zp2)
         scaled = mbqm(prod, m, s) if rounding == "tflm" else mul_round_half_even(prod, m, s)
@@ -85,7 +87,7 @@ def add_kernel_half_even(
     lo: int,
     hi: int,
     sign: int,
-):
+) -> Kernel:
     """ONNX QLinearAdd: round((a - zp_a) * R_a + (b - zp_b) * R_b), R = s_in / s_out in float32,
     computed exactly over a common power of two, ties to even."""
     (m1, k1), (m2, k2) = r1, r2
@@ -95,9 +97,7 @@ def add_kernel_half_even(
         i64 = "int64"
         t1 = tirx.Cast(i64, a - zp1) * tirx.const(m1 << (k - k1), i64)
         t2 = tirx.Cast(i64, b - zp2) * tirx.const(m2 << (k - k2), i64)
-        return clamp_int8(
-            round_half_even_shift(t1 + t2 if sign > 0 else t1 - t2, k), zp_out, lo, hi
-        )
+        return clamp_int8(round_half_even_shift(t1 + t2 if sign > 0 else t1 - t2, k), zp_out, lo, hi)
 
     return fn
 
@@ -173,18 +173,14 @@ class _ElementwiseRewriter(QdqRewriter):
             primfunc_name_hint=name,
         )
 
-    def _requantized(
-        self, src: relax.Expr, xq: QParams, yq: QParams, lo: int, hi: int
-    ) -> relax.Expr:
+    def _requantized(self, src: relax.Expr, xq: QParams, yq: QParams, lo: int, hi: int) -> relax.Expr:
         if xq.same_as(yq) and (lo, hi) == (-128, 127):
             return self.new(src)
         table = np.clip(requantize_table(xq, yq, self.rounding), lo, hi).astype(np.int8)
-        return self.builder_.call_te(
-            lookup, self.new(src), relax.const(table, "int8"), primfunc_name_hint="lookup"
-        )
+        return self.builder_.call_te(lookup, self.new(src), relax.const(table, "int8"), primfunc_name_hint="lookup")
 
     def _activation(
-        self, act: relax.Call, src: relax.Expr, xq: QParams, yq: QParams, clip
+        self, act: relax.Call, src: relax.Expr, xq: QParams, yq: QParams, clip: relax.Call | None
     ) -> relax.Expr | None:
         """TFLite's standalone RELU (requantize by float32 s_in / s_out, clamp at the output's
         zero point) and RELU6 (a clamp at the input's 0 and 6), as 256-entry tables."""
@@ -205,9 +201,7 @@ class _ElementwiseRewriter(QdqRewriter):
             clo, chi = int8_clip_bounds(clip, yq)
             lo, hi = max(lo, clo), min(hi, chi)
         table = np.clip(table, lo, hi).astype(np.int8)
-        return self.builder_.call_te(
-            lookup, self.new(src), relax.const(table, "int8"), primfunc_name_hint="lookup"
-        )
+        return self.builder_.call_te(lookup, self.new(src), relax.const(table, "int8"), primfunc_name_hint="lookup")
 
     def _move(self, op: relax.Call, yq: QParams, lo: int, hi: int) -> relax.Expr | None:
         g = self.graph
@@ -218,9 +212,7 @@ class _ElementwiseRewriter(QdqRewriter):
             if x is None or not x[1].per_tensor:
                 return None
             ins.append(
-                self.emit(self._requantized(x[0], x[1], yq, -128, 127))
-                if not x[1].same_as(yq)
-                else self.new(x[0])
+                self.emit(self._requantized(x[0], x[1], yq, -128, 127)) if not x[1].same_as(yq) else self.new(x[0])
             )
         a = op.attrs
         name = op.op.name

@@ -7,7 +7,7 @@ does not cut through. So each such step is one TE compute, reached by `call_tir`
 epilogue), int32 in, int8 out, with the per-layer numbers baked in as immediates or passed
 as small int32 constants (per-channel multipliers and shifts).
 
-The arithmetic is tvm_patch/fixed_point.py's, written on PrimExprs:
+The arithmetic is tvm_patch_core.fixed_point's (tvm_patch/core/fixed_point.py), on PrimExprs:
 - `mbqm`: MultiplyByQuantizedMultiplier with TFLM's double rounding (SaturatingRounding-
   DoublingHighMul, then RoundingDivideByPOT), folded into one int64 multiply-add-shift that
   gives the same result for every input (derivation in its docstring). TIR's `>>` on a signed
@@ -16,14 +16,14 @@ The arithmetic is tvm_patch/fixed_point.py's, written on PrimExprs:
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 from tvm import te, tirx
 
 Expr = tirx.Expr
 
 
-def _i32(v) -> Expr:
+def _i32(v: int | Expr) -> Expr:
     return tirx.const(int(v), "int32") if isinstance(v, int) else v
 
 
@@ -62,20 +62,16 @@ def mbqm(x: Expr, multiplier: int | Expr, shift: int | Expr) -> Expr:
     round_half = (tirx.const(1, i64) << (tirx.const(30, i64) + e)) - tirx.Select(
         x < zero, tirx.const(1 << 31, i64), tirx.const(0, i64)
     )
-    nudge = tirx.const(1 << 30, i64) + tirx.Select(
-        e > tirx.const(0, i64), round_half, tirx.const(0, i64)
-    )
+    nudge = tirx.const(1 << 30, i64) + tirx.Select(e > tirx.const(0, i64), round_half, tirx.const(0, i64))
     return tirx.Cast("int32", (p + nudge) >> (tirx.const(31, i64) + e))
 
 
 def clamp_int8(x: Expr, zero_point: int, lo: int, hi: int) -> Expr:
     x = x + tirx.const(zero_point, "int32") if zero_point else x
-    return tirx.Cast(
-        "int8", tirx.max(tirx.min(x, tirx.const(hi, "int32")), tirx.const(lo, "int32"))
-    )
+    return tirx.Cast("int8", tirx.max(tirx.min(x, tirx.const(hi, "int32")), tirx.const(lo, "int32")))
 
 
-def load_i32(t: te.Tensor, index) -> Expr:
+def load_i32(t: te.Tensor, index: Sequence[Expr]) -> Expr:
     """t[index] as int32, with an explicit cast (FuseTIR may hand this kernel a producer's
     buffer of another integer width: avg_pool2d legalizes to an int64 output)."""
     return tirx.Cast("int32", t[tuple(index)])
@@ -151,11 +147,7 @@ def offset_requantize(
 
     def body(*i):
         x = load_i32(acc, i) + tirx.const(offset, "int32")
-        scaled = (
-            mbqm(x, multiplier, shift)
-            if rounding == "tflm"
-            else mul_round_half_even(x, multiplier, shift)
-        )
+        scaled = mbqm(x, multiplier, shift) if rounding == "tflm" else mul_round_half_even(x, multiplier, shift)
         return clamp_int8(scaled, zero_point, lo, hi)
 
     return te.compute(acc.shape, body, name="requantize")
@@ -177,18 +169,17 @@ def round_half_of(q: te.Tensor, lo: int, hi: int) -> te.Tensor:
     return te.compute(q.shape, body, name="round_half")
 
 
-def _broadcast_index(t: te.Tensor, out_shape, i):
+def _broadcast_index(t: te.Tensor, out_shape: Sequence[int], i: Sequence[Expr]) -> list[Expr]:
     """Index into `t` for output index `i` under numpy broadcasting."""
     rank = len(t.shape)
     idx = i[len(out_shape) - rank :]
     return [
-        0 if int(t.shape[k]) == 1 and int(out_shape[len(out_shape) - rank + k]) != 1 else idx[k]
-        for k in range(rank)
+        0 if int(t.shape[k]) == 1 and int(out_shape[len(out_shape) - rank + k]) != 1 else idx[k] for k in range(rank)
     ]
 
 
 def binary_int8(
-    a: te.Tensor, b: te.Tensor, out_shape, fn: Callable[[Expr, Expr], Expr], name: str
+    a: te.Tensor, b: te.Tensor, out_shape: Sequence[int], fn: Callable[[Expr, Expr], Expr], name: str
 ) -> te.Tensor:
     """out[i] = fn(a[i'], b[i'']) with numpy broadcasting, both loads as int32."""
 
@@ -231,21 +222,17 @@ def _rdbpot(v: Expr, e: Expr) -> Expr:
     """RoundingDivideByPOT on int32 with a run-time exponent in [0, 31] (clamped: see mbqm)."""
     one, zero = tirx.const(1, "int32"), tirx.const(0, "int32")
     e = tirx.min(tirx.max(e, zero), tirx.const(31, "int32"))
-    mask = tirx.Cast(
-        "int32", (tirx.const(1, "int64") << tirx.Cast("int64", e)) - tirx.const(1, "int64")
-    )
+    mask = tirx.Cast("int32", (tirx.const(1, "int64") << tirx.Cast("int64", e)) - tirx.const(1, "int64"))
     threshold = (mask >> one) + tirx.Select(v < zero, one, zero)
     return (v >> e) + tirx.Select((v & mask) > threshold, one, zero)
 
 
-def _once(shape, fn, name: str) -> te.Tensor:
+def _once(shape: Sequence[int], fn: Callable[..., Expr], name: str) -> te.Tensor:
     """A per-element stage written as a reduction over one element: InlineKernels inlines
     elementwise stages into every reader, which would recompute (and grow) these
     expressions; reductions stay where they are."""
     once = te.reduce_axis((0, 1), name=f"{name}_once")
-    return te.compute(
-        shape, lambda *i: te.sum(fn(*i) + tirx.Cast("int32", once), axis=once), name=name
-    )
+    return te.compute(shape, lambda *i: te.sum(fn(*i) + tirx.Cast("int32", once), axis=once), name=name)
 
 
 def softmax(x: te.Tensor, table: te.Tensor, diff_min: int) -> te.Tensor:
@@ -261,13 +248,11 @@ def softmax(x: te.Tensor, table: te.Tensor, diff_min: int) -> te.Tensor:
     j = te.reduce_axis((0, n), name="j")
     mx = te.compute(rows, lambda *r: te.max(tirx.Cast(i32, x[(*r, j)]), axis=j), name="row_max")
 
-    def exp_of(r, c):
+    def exp_of(r: tuple[Expr, ...], c: Expr) -> Expr:
         return table[tirx.Cast(i32, x[(*r, c)]) - mx[r] + tirx.const(255, i32)]
 
     k = te.reduce_axis((0, n), name="k")
-    total = te.compute(
-        rows, lambda *r: te.sum(_rdbpot(exp_of(r, k), tirx.const(12, i32)), axis=k), name="exp_sum"
-    )
+    total = te.compute(rows, lambda *r: te.sum(_rdbpot(exp_of(r, k), tirx.const(12, i32)), axis=k), name="exp_sum")
     b = te.reduce_axis((0, 32), name="b")
     clz = te.compute(
         rows,
@@ -291,10 +276,7 @@ def softmax(x: te.Tensor, table: te.Tensor, diff_min: int) -> te.Tensor:
         rows,
         lambda *r: tirx.Cast(
             i32,
-            (
-                (tirx.Cast(i64, total[r]) << tirx.Cast(i64, headroom[r]))
-                & tirx.const(0xFFFFFFFF, i64)
-            )
+            ((tirx.Cast(i64, total[r]) << tirx.Cast(i64, headroom[r])) & tirx.const(0xFFFFFFFF, i64))
             - tirx.const(1 << 31, i64),
         ),
         "exp_sum_minus_one",
@@ -302,9 +284,7 @@ def softmax(x: te.Tensor, table: te.Tensor, diff_min: int) -> te.Tensor:
     # RoundingHalfSum(a, 1.0): (a + INT32_MAX + 1) / 2 for a >= 0
     half = _once(
         rows,
-        lambda *r: tirx.Cast(
-            i32, (tirx.Cast(i64, shifted[r]) + tirx.const(1 << 31, i64)) >> tirx.const(1, i64)
-        ),
+        lambda *r: tirx.Cast(i32, (tirx.Cast(i64, shifted[r]) + tirx.const(1 << 31, i64)) >> tirx.const(1, i64)),
         "half_denominator",
     )
     xk = _once(
@@ -317,9 +297,7 @@ def softmax(x: te.Tensor, table: te.Tensor, diff_min: int) -> te.Tensor:
             rows,
             lambda *r, prev=xk: (
                 prev[r]
-                + _sat_shift_left(
-                    _srdhm_any(prev[r], tirx.const(1 << 29, i32) - _srdhm_any(half[r], prev[r])), 2
-                )
+                + _sat_shift_left(_srdhm_any(prev[r], tirx.const(1 << 29, i32) - _srdhm_any(half[r], prev[r])), 2)
             ),
             f"newton{step + 1}",
         )

@@ -19,7 +19,7 @@ import numpy as np
 import tvm
 from tvm import relax
 
-from tvm_patch import fixed_point as fp
+from tvm_patch_core import fixed_point as fp
 
 from .int8_kernels import offset_requantize, round_half_of
 from .qdq import QdqRewriter, dtype_of, qparams, shape_of
@@ -114,11 +114,7 @@ class _PoolRewriter(QdqRewriter):
         if inner.op.name == "relax.nn.avg_pool2d":
             return self._rounded_pool(inner, self.new(src)) if xq.same_as(yq) else None
         shape = shape_of(inner.args[0])
-        axes = (
-            list(range(len(shape)))
-            if inner.attrs.axis is None
-            else [int(v) % len(shape) for v in inner.attrs.axis]
-        )
+        axes = list(range(len(shape))) if inner.attrs.axis is None else [int(v) % len(shape) for v in inner.attrs.axis]
         count = int(np.prod([shape[i] for i in axes]))
         if self.rounding == "half_even":
             m, s = fp.float32_fraction(fp.onnx_scale(xq.s, divide_by=fp.f32(yq.s) * fp.f32(count)))

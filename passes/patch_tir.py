@@ -26,6 +26,7 @@ such a stage per layer and say so.
 from __future__ import annotations
 
 import itertools
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import tvm
@@ -35,19 +36,15 @@ from tvm.ir.expr import TensorLoad, TensorRegion, Var
 from tvm.s_tir import SBlock, SBlockRealize
 from tvm.sym import Analyzer, IntervalSet
 from tvm.tirx.stmt import BufferStore, For, SeqStmt
-from tvm_patch.targets.arena import Buffer, plan_arena
 
-from tvm_patch.errors import TvmPatchError
-from tvm_patch.patch_analysis import tiles
+from tvm_patch_core.arena import ALIGNMENT, Buffer, plan_arena
+from tvm_patch_core.errors import PatchTIRError
+from tvm_patch_core.windows import tiles
 
 from .inline_kernels import map_prim_funcs, schedule_kernel
 
 AXES = {"NHWC": (1, 2), "NCHW": (2, 3)}
-ALIGNMENT = 16  # bytes, as the arena
-
-
-class PatchTIRError(TvmPatchError):
-    """The PrimFunc is not a chain of nests this pass can tile."""
+Tiles = Sequence[tuple[int, int]]  # [lo, hi) per tile along one axis of the output
 
 
 @dataclass
@@ -70,13 +67,13 @@ def _flatten(stmt: tirx.Stmt) -> list[tirx.Stmt]:
     return [s for x in stmt.seq for s in _flatten(x)] if isinstance(stmt, SeqStmt) else [stmt]
 
 
-def _walk(node, kind) -> list:
+def _walk(node: object, kind: type) -> list:
     found: list = []
     tvm_ffi.structural_walk(node, [(kind, found.append)])
     return found
 
 
-def _int(x) -> int:
+def _int(x: tirx.PrimExpr) -> int:
     if not isinstance(x, tirx.IntImm):
         raise PatchTIRError(f"expected a constant, found {x}")
     return int(x.value)
@@ -104,7 +101,7 @@ def _nest(stmt: tirx.Stmt, maps: dict, axes: tuple[int, int], index: int) -> Nes
     return Nest(stmt, outs.pop(), (loops[0], loops[1]), ranges, loads)
 
 
-def _windows(nests: list[Nest], maps: dict, out: Var, axis_pos: int, axis: int, tiles) -> dict:
+def _windows(nests: list[Nest], maps: dict, out: Var, axis_pos: int, axis: int, tiles: Tiles) -> dict:
     """map -> per tile (lo, hi) of `axis` that the chain computes, last nest first."""
     need: dict = {out: [tuple(t) for t in tiles]}
     ana = Analyzer()
@@ -139,8 +136,9 @@ def _table(var: Var, values: list[int], dtype: str) -> tirx.PrimExpr:
     return expr
 
 
-def _plan_pool(nests: list[Nest], scratch_maps: list, maps: dict, dtype: str, rows: dict, cols: dict,
-               axes: tuple[int, int]) -> tuple[dict, int]:
+def _plan_pool(
+    nests: list[Nest], scratch_maps: list, maps: dict, dtype: str, rows: dict, cols: dict, axes: tuple[int, int]
+) -> tuple[dict, int]:
     elem = tvm.DataType(dtype).bits // 8
     shapes, buffers = {}, []
     for m in scratch_maps:
@@ -154,29 +152,36 @@ def _plan_pool(nests: list[Nest], scratch_maps: list, maps: dict, dtype: str, ro
             nbytes *= d
         buffers.append(Buffer(str(len(buffers)), nbytes, min(used), max(used)))
     plan = plan_arena(buffers, alignment=ALIGNMENT)
-    placed = {m: Scratch(plan.offset(str(i)) // elem, shapes[m], (tuple(a for a, _ in rows[m]), tuple(a for a, _ in cols[m])))
-              for i, m in enumerate(scratch_maps)}
+    placed = {
+        m: Scratch(plan.offset(str(i)) // elem, shapes[m], (tuple(a for a, _ in rows[m]), tuple(a for a, _ in cols[m])))
+        for i, m in enumerate(scratch_maps)
+    }
     return placed, plan.size // elem
 
 
-def patch_tile(func: tirx.PrimFunc, tiles_h, tiles_w, layout: str = "NHWC") -> tirx.PrimFunc:
+def patch_tile(func: tirx.PrimFunc, tiles_h: Tiles, tiles_w: Tiles, layout: str = "NHWC") -> tirx.PrimFunc:
     """`func` computed patch by patch over the output tiles (see the module docstring)."""
     if layout not in AXES:
         raise PatchTIRError(f"patch_layout {layout!r}: use NHWC or NCHW")
     axes = AXES[layout]
-    mod = tvm.transform.Sequential([
-        s_tir.transform.LowerInitBlock(),
-        s_tir.transform.PlanAndUpdateBufferAllocationLocation(),
-        s_tir.transform.ConvertBlocksToOpaque(),
-    ])(tvm.IRModule({"main": func}))
+    mod = tvm.transform.Sequential(
+        [
+            s_tir.transform.LowerInitBlock(),
+            s_tir.transform.PlanAndUpdateBufferAllocationLocation(),
+            s_tir.transform.ConvertBlocksToOpaque(),
+        ]
+    )(tvm.IRModule({"main": func}))
     func = mod["main"]
     realize = func.body
     if not isinstance(realize, SBlockRealize):
         raise PatchTIRError("the PrimFunc has no root block")
     root = realize.block
     allocs = list(root.alloc_buffers)
-    maps = {b: tuple(b.shape) for b in list(func.params) + allocs if hasattr(b, "shape") and b.shape is not None
-            and len(b.shape) == 4}
+    maps = {
+        b: tuple(b.shape)
+        for b in list(func.params) + allocs
+        if hasattr(b, "shape") and b.shape is not None and len(b.shape) == 4
+    }
     stmts = _flatten(root.body)
     nests = [_nest(s, maps, axes, i) for i, s in enumerate(stmts)]
     outs = [p for p in func.params if any(n.out.same_as(p) for n in nests)]
@@ -185,7 +190,11 @@ def patch_tile(func: tirx.PrimFunc, tiles_h, tiles_w, layout: str = "NHWC") -> t
     out = outs[0]
     for t, name, axis in ((tiles_h, "rows", axes[0]), (tiles_w, "columns", axes[1])):
         bounds = [tuple(x) for x in t]
-        if bounds[0][0] != 0 or bounds[-1][1] != _int(maps[out][axis]) or any(a[1] != b[0] for a, b in itertools.pairwise(bounds)):
+        if (
+            bounds[0][0] != 0
+            or bounds[-1][1] != _int(maps[out][axis])
+            or any(a[1] != b[0] for a, b in itertools.pairwise(bounds))
+        ):
             raise PatchTIRError(f"tiles {bounds} do not cover the output's {_int(maps[out][axis])} {name}")
     rows = _windows(nests, maps, out, 0, axes[0], tiles_h)
     cols = _windows(nests, maps, out, 1, axes[1], tiles_w)
@@ -197,14 +206,14 @@ def patch_tile(func: tirx.PrimFunc, tiles_h, tiles_w, layout: str = "NHWC") -> t
     for dtype in dtypes:
         members = [b for b in scratch_maps if str(b.dtype) == dtype]
         where, elems = _plan_pool(nests, members, maps, dtype, rows, cols, axes)
-        pool = tirx.decl_buffer((elems,), dtype, f"patch_scratch_{dtype}")
+        pool = tirx.decl_buffer((elems,), dtype, f"patch_scratch_{dtype}", layout=None)
         pools.append(pool)
         placed.update({m: (pool, s) for m, s in where.items()})
 
     def c(v: int) -> tirx.PrimExpr:
         return tirx.const(v, idx_dtype)
 
-    def flat(m: Var, indices) -> tirx.PrimExpr:
+    def flat(m: Var, indices: Sequence[tirx.PrimExpr]) -> tirx.PrimExpr:
         _pool, s = placed[m]
         idx = list(indices)
         idx[axes[0]] = idx[axes[0]] - _table(ph, list(s.lo[0]), idx_dtype)
@@ -223,51 +232,63 @@ def patch_tile(func: tirx.PrimFunc, tiles_h, tiles_w, layout: str = "NHWC") -> t
             n *= d
         return [tvm.ir.Range.from_min_extent(c(s.offset), c(n))]
 
-    def on_load(ld):
+    def on_load(ld: TensorLoad) -> tirx.PrimExpr:
         if ld.source not in placed:
             return ld
         return tirx.BufferLoad(placed[ld.source][0], [flat(ld.source, ld.indices)])
 
-    def on_store(st):
+    def on_store(st: BufferStore) -> BufferStore:
         if st.buffer not in placed:
             return st
         return BufferStore(placed[st.buffer][0], st.value, [flat(st.buffer, st.indices)])
 
-    def on_region(r):
+    def on_region(r: TensorRegion) -> TensorRegion:
         if r.source not in placed:
             return r
         return tirx.BufferRegion(placed[r.source][0], region(r.source))
 
     tiled = []
-    for i, nest in enumerate(nests):
+    for _i, nest in enumerate(nests):
         lo_h = [a for a, _ in rows[nest.out]]
         lo_w = [a for a, _ in cols[nest.out]]
         ext_h = [b - a for a, b in rows[nest.out]]
         ext_w = [b - a for a, b in cols[nest.out]]
-        bounds = {nest.loops[0]: (_table(ph, lo_h, idx_dtype), _table(ph, ext_h, idx_dtype)),
-                  nest.loops[1]: (_table(pw, lo_w, idx_dtype), _table(pw, ext_w, idx_dtype))}
+        bounds = {
+            nest.loops[0]: (_table(ph, lo_h, idx_dtype), _table(ph, ext_h, idx_dtype)),
+            nest.loops[1]: (_table(pw, lo_w, idx_dtype), _table(pw, ext_w, idx_dtype)),
+        }
 
-        def on_for(f, bounds=bounds):
+        def on_for(f: For, bounds: dict = bounds) -> For:
             if f.loop_var not in bounds:
                 return f
             lo, ext = bounds[f.loop_var]
             return For(f.loop_var, lo, ext, f.kind, f.body, f.thread_binding, f.annotations)
 
-        tiled.append(tvm_ffi.structural_map(nest.stmt, [
-            (TensorLoad, on_load), (BufferStore, on_store), (TensorRegion, on_region), (For, on_for)]))
+        tiled.append(
+            tvm_ffi.structural_map(
+                nest.stmt, [(TensorLoad, on_load), (BufferStore, on_store), (TensorRegion, on_region), (For, on_for)]
+            )
+        )
     nh, nw = len(tiles_h), len(tiles_w)
-    body = For(ph, c(0), c(nh), tirx.ForKind.SERIAL,
-               For(pw, c(0), c(nw), tirx.ForKind.SERIAL, SeqStmt(tiled) if len(tiled) > 1 else tiled[0]))
+    body = For(
+        ph,
+        c(0),
+        c(nh),
+        tirx.ForKind.SERIAL,
+        For(pw, c(0), c(nw), tirx.ForKind.SERIAL, SeqStmt(tiled) if len(tiled) > 1 else tiled[0]),
+    )
     kept = [b for b in allocs if b not in placed]
     new_root = SBlock([], [], [], root.name_hint, body, None, pools + kept, list(root.match_buffers), root.annotations)
     pool_bytes = sum(_int(p.shape[0]) * (tvm.DataType(str(p.dtype)).bits // 8) for p in pools)
-    return func.with_body(SBlockRealize([], True, new_root)).with_attrs({
-        "patch_tiled": True,
-        "patch_scratch_bytes": pool_bytes,
-        # per nest, per row (column) tile: the [lo, hi) of its map it computes
-        "patch_rows": [[list(w) for w in rows[n.out]] for n in nests],
-        "patch_cols": [[list(w) for w in cols[n.out]] for n in nests],
-    })
+    return func.with_body(SBlockRealize([], True, new_root)).with_attrs(
+        {
+            "patch_tiled": True,
+            "patch_scratch_bytes": pool_bytes,
+            # per nest, per row (column) tile: the [lo, hi) of its map it computes
+            "patch_rows": [[list(w) for w in rows[n.out]] for n in nests],
+            "patch_cols": [[list(w) for w in cols[n.out]] for n in nests],
+        }
+    )
 
 
 def _tiles(func: tirx.PrimFunc, axis: int, n: int) -> list[tuple[int, int]]:
@@ -300,23 +321,10 @@ class PatchTIR:
         self.all_funcs = all_funcs
 
     def transform_module(self, mod: tvm.IRModule, _ctx: tvm.transform.PassContext) -> tvm.IRModule:
-        def tile(_gv, func: tirx.PrimFunc) -> tirx.PrimFunc:
+        def tile(_gv: tvm.ir.GlobalVar, func: tirx.PrimFunc) -> tirx.PrimFunc:
             attrs = func.attrs or {}
             if "patch_tiles_h" in attrs or "patch_grid" in attrs or "patch_tiled" in attrs:
                 return patch_tile_from_attrs(func)
             return patch_tile_from_attrs(schedule_kernel(func)) if self.all_funcs else func
 
         return map_prim_funcs(mod, tile)
-
-
-def patch_tir_pipeline():
-    """TIR pipeline "patch": PatchTIR on every PrimFunc, then TVM's default (s_tir) pipeline."""
-    from tvm.tirx import compilation_pipeline
-
-    base, finalize_host, finalize_device = compilation_pipeline.get_tir_pipeline("s_tir")
-
-    @tvm.transform.module_pass(opt_level=0, name="PatchTIRPipeline")
-    def _pipeline(mod: tvm.IRModule, ctx: tvm.transform.PassContext) -> tvm.IRModule:
-        return base(PatchTIR(all_funcs=True)(mod))
-
-    return _pipeline, finalize_host, finalize_device

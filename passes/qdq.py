@@ -54,9 +54,7 @@ class QParams:
     def s(self) -> np.float32:
         """The one scale of a per-tensor quantization."""
         if not self.per_tensor:
-            raise ValueError(
-                f"per-channel quantization ({self.scale.size} scales) where one was expected"
-            )
+            raise ValueError(f"per-channel quantization ({self.scale.size} scales) where one was expected")
         return np.float32(self.scale.reshape(-1)[0])
 
     @property
@@ -64,12 +62,7 @@ class QParams:
         return int(self.zero_point.reshape(-1)[0])
 
     def same_as(self, other: QParams) -> bool:
-        return (
-            self.per_tensor
-            and other.per_tensor
-            and float(self.s) == float(other.s)
-            and self.zp == other.zp
-        )
+        return self.per_tensor and other.per_tensor and float(self.s) == float(other.s) and self.zp == other.zp
 
 
 def qparams(call: relax.Call) -> QParams | None:
@@ -114,9 +107,7 @@ class Weight:
             )
         ]
         if len(varying) > 1:
-            raise ValueError(
-                f"weight quantization varies along axes {varying}; one channel axis expected"
-            )
+            raise ValueError(f"weight quantization varies along axes {varying}; one channel axis expected")
         return varying[0] if varying else None
 
     def along(self, axis: int | None) -> tuple[np.ndarray, np.ndarray]:
@@ -159,7 +150,7 @@ class Graph:
         users = self.users.get(var, [])
         return users[0] if len(users) == 1 and var not in self.outputs else None
 
-    def dequantized(self, expr: relax.Expr, dtypes=("int8",)) -> tuple[relax.Expr, QParams] | None:
+    def dequantized(self, expr: relax.Expr, dtypes: tuple[str, ...] = ("int8",)) -> tuple[relax.Expr, QParams] | None:
         """(int8 source, its QParams) when `expr` is R.dequantize of a non-constant int8 tensor."""
         call = self.call(expr, "relax.dequantize")
         if call is None or dtype_of(call.args[0]) not in dtypes:
@@ -195,9 +186,7 @@ class Graph:
                 shape[q.axis % max(inner.data.ndim, 1)] = -1
             scale = np.broadcast_to(q.scale.reshape(shape), inner.data.shape).astype(np.float32)
             zp = np.broadcast_to(q.zero_point.reshape(shape), inner.data.shape).astype(np.int64)
-            return (
-                Weight(inner.data, scale, zp) if not inner.quantized else None
-            )  # dequantized twice
+            return Weight(inner.data, scale, zp) if not inner.quantized else None  # dequantized twice
         if name == "relax.reshape":
             shape = shape_of(e)
             return Weight(

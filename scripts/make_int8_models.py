@@ -146,9 +146,7 @@ def concat_mean_pad(size: int) -> keras.Model:
     m = layers.Lambda(lambda t: tf.reduce_mean(t, axis=[1, 2], keepdims=True))(x)  # MEAN, kept 4-D
     x = layers.Multiply()([x, layers.Activation("sigmoid")(m)])
     x = layers.ZeroPadding2D(((1, 1), (1, 1)))(x)  # not SAME for stride 2 on an even size: PAD
-    x = layers.Conv2D(32, 3, strides=2, padding="valid")(
-        x
-    )  # no ReLU: the PAD below pads a signed tensor
+    x = layers.Conv2D(32, 3, strides=2, padding="valid")(x)  # no ReLU: the PAD below pads a signed tensor
     x = layers.Concatenate(axis=1)([x, layers.Conv2D(32, 1)(x)])  # along height
     x = layers.ZeroPadding2D(((0, 1), (1, 0)))(x)  # a PAD feeding MEAN: the zeros count
     x = layers.GlobalAveragePooling2D()(x)  # MEAN to 2-D
@@ -200,7 +198,8 @@ MODELS = [
         "mobilenet_v3_style_96_int8",
         lambda: mobilenet_v3_style(96),
         3,
-        "MobileNetV3-small style, 96x96: hard-swish, squeeze-excite (mean, 1x1 conv, ReLU, 1x1 conv, hard-sigmoid, mul)",
+        "MobileNetV3-small style, 96x96: hard-swish, "
+        "squeeze-excite (mean, 1x1 conv, ReLU, 1x1 conv, hard-sigmoid, mul)",
     ),
     Spec(
         "concat_mean_pad_64_int8",
@@ -247,9 +246,7 @@ def convert(spec: Spec) -> bytes:
 
     converter = tf.lite.TFLiteConverter.from_keras_model(model)
     converter.optimizations = [tf.lite.Optimize.DEFAULT]
-    converter.representative_dataset = lambda: (
-        [calibration[i : i + 1]] for i in range(len(calibration))
-    )
+    converter.representative_dataset = lambda: ([calibration[i : i + 1]] for i in range(len(calibration)))
     converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
     converter.inference_input_type = tf.int8
     converter.inference_output_type = tf.int8
@@ -333,9 +330,7 @@ and run on the Relax VM within 1 LSB of TFLite Micro.
 
 
 def _tensor_cell(ts: list[dict]) -> str:
-    return "<br>".join(
-        f"{t['dtype']} {t['shape']}, {t['scale']:.6g}, {t['zero_point']}" for t in ts
-    )
+    return "<br>".join(f"{t['dtype']} {t['shape']}, {t['scale']:.6g}, {t['zero_point']}" for t in ts)
 
 
 def write_readme(rows: list[tuple[Spec, int, dict]]) -> None:
@@ -370,9 +365,7 @@ def main() -> int:
             (args.out / f"{spec.name}.tflite").write_bytes(data)
         info = describe(data)
         rows.append((spec, len(data), info))
-        print(
-            f"{spec.name}.tflite  {len(data):,} B  sha256 {hashlib.sha256(data).hexdigest()[:16]}"
-        )
+        print(f"{spec.name}.tflite  {len(data):,} B  sha256 {hashlib.sha256(data).hexdigest()[:16]}")
         print(f"  constants int8 {info['int8_bytes']:,} B, int32 {info['int32_bytes']:,} B")
         print(f"  in  {_tensor_cell(info['inputs'])}\n  out {_tensor_cell(info['outputs'])}")
         print(f"  ops {' '.join(info['ops'])}")

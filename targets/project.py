@@ -19,10 +19,10 @@ import shutil
 from collections.abc import Sequence
 from pathlib import Path
 
-from tvm_patch.errors import BuildError
+from tvm_patch_core.boards import Board
+from tvm_patch_core.errors import BuildError
 
-from .boards import Board
-from .run import qemu_command
+from .runner import qemu_command
 from .toolchain import (
     DEFAULT_STACK_BYTES,
     compile_flags,
@@ -67,9 +67,7 @@ def _copy_unique(files: Sequence[Path], folder: Path) -> list[str]:
     return names
 
 
-def _makefile(
-    board: Board, sources: list[str], objects: list[str], opt: str, stack_bytes: int
-) -> str:
+def _makefile(board: Board, sources: list[str], objects: list[str], opt: str, stack_bytes: int) -> str:
     cflags = " ".join(compile_flags(board, opt))
     ldflags = " ".join(["-Lruntime", *link_flags(board, stack_bytes), "-Wl,-Map=model.elf.map"])
     run = "./model.elf" if board.is_host else shlex.join(qemu_command(board, Path("model.elf")))
@@ -131,9 +129,7 @@ def export_project(
         (dest / "include" / name).parent.mkdir(parents=True, exist_ok=True)
         shutil.copy2(path, dest / "include" / name)
 
-    all_sources = [f"model/{p.name}" for p in sources] + [
-        f"runtime/{p.name}" for p in runtime_sources(board)
-    ]
+    all_sources = [f"model/{p.name}" for p in sources] + [f"runtime/{p.name}" for p in runtime_sources(board)]
     (dest / "Makefile").write_text(
         _makefile(board, all_sources, [f"model/{p.name}" for p in objects], opt, stack_bytes)
     )

@@ -22,9 +22,8 @@ import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
-from tvm_patch.errors import BuildError, ToolchainMissing
-
-from .boards import Board
+from tvm_patch_core.boards import Board
+from tvm_patch_core.errors import BuildError, ToolchainMissing
 
 APT_INSTALL = "apt-get install -y gcc-arm-none-eabi libnewlib-arm-none-eabi qemu-system-arm"
 DEFAULT_STACK_BYTES = 32 * 1024
@@ -67,13 +66,10 @@ def require_tools(board: Board, *, build: bool = True, run: bool = True) -> None
         needed.append("qemu-system-arm")
     for tool in needed:
         if shutil.which(tool) is None:
-            raise ToolchainMissing(
-                f"{tool} not found on PATH (needed for {board.name}); {APT_INSTALL}"
-            )
+            raise ToolchainMissing(f"{tool} not found on PATH (needed for {board.name}); {APT_INSTALL}")
     if build and not _newlib_installed():
         raise ToolchainMissing(
-            f"newlib for arm-none-eabi (rdimon.specs) not found (needed for {board.name}); "
-            f"{APT_INSTALL}"
+            f"newlib for arm-none-eabi (rdimon.specs) not found (needed for {board.name}); {APT_INSTALL}"
         )
 
 
@@ -202,8 +198,11 @@ def build_elf(
 def _run_tool(board: Board, out_elf: Path, cmd: list[str], cwd: Path) -> None:
     done = subprocess.run(cmd, capture_output=True, text=True, check=False, cwd=cwd)
     if done.returncode != 0:
-        log = write_log(f"build-{out_elf.stem}-{board.name}", f"cd {shlex.quote(str(cwd))} && {shlex.join(cmd)}",
-                        done.stdout + done.stderr)
+        log = write_log(
+            f"build-{out_elf.stem}-{board.name}",
+            f"cd {shlex.quote(str(cwd))} && {shlex.join(cmd)}",
+            done.stdout + done.stderr,
+        )
         raise BuildError(
             f"{cmd[0]} failed to build {out_elf.name} for {board.name} (exit {done.returncode}): "
             f"{first_error(done.stdout + done.stderr)}; full log: {log}"
@@ -304,9 +303,7 @@ def symbol_size(elf: Path | str, name: str) -> int:
     tool = "arm-none-eabi-nm" if _elf_machine(Path(elf)) == _EM_ARM else "nm"
     if shutil.which(tool) is None:
         raise ToolchainMissing(f"{tool} not found on PATH; {APT_INSTALL}")
-    listing = subprocess.run(
-        [tool, "-S", "--defined-only", str(elf)], capture_output=True, text=True, check=False
-    )
+    listing = subprocess.run([tool, "-S", "--defined-only", str(elf)], capture_output=True, text=True, check=False)
     if listing.returncode != 0:
         raise BuildError(f"{tool} -S {elf} failed: {listing.stderr.strip()}")
     for line in listing.stdout.splitlines():

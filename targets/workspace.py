@@ -1,29 +1,54 @@
-"""Read each kernel's workspace need back from TVM's generated code.
+"""Each kernel's workspace, read from its lowered TIR.
 
-TVM lowers every allocation a schedule could not keep on the stack into a
-`TVMBackendAllocWorkspace(device_type, device_id, nbytes, dtype_code, dtype_bits)` call.
-A kernel's planned workspace region is the sum of its calls' sizes, each rounded up to
-the runtime's 16-byte granule (an upper bound: allocations are freed LIFO, and one inside
-a loop is freed before it is made again).
+TVM lowers every allocation a schedule could not keep on the stack (more than 1 KiB, TVM's
+kMaxStackAlloca) into `TVMBackendAllocWorkspace(device_type, device_id, nbytes, ...)`. The
+kernel's workspace region in the arena is the sum of those sizes, each rounded up to the
+runtime's 16-byte granule: an upper bound (allocations are freed LIFO, and one inside a loop
+is freed before it is made again).
+
+`lower_for_target` runs TVM's own build steps up to code generation (tvm.tirx.build does the
+same, then generates code), so the workspace and the code come from the same TIR.
 """
 
 from __future__ import annotations
 
-import re
+import tvm
+import tvm_ffi
+from tvm import tirx
+from tvm.ir.expr import Call
+from tvm.target import Target
+from tvm.tirx.build import split_host_device_mods
 
-WORKSPACE_GRANULE = 16  # TVMP_WORKSPACE_ALIGN in runtime/tvmp_runtime.h
+from tvm_patch_core.liveness import aligned
 
-_FUNC = re.compile(r"^(?:TVM_DLL )?int32_t (__tvm_ffi_)?(\w+)\(void\* \w+, void\* args,", re.MULTILINE)
-_ALLOC = re.compile(r"TVMBackendAllocWorkspace\(\s*\d+,\s*[^,]+,\s*\(uint64_t\)\s*(\d+)")
+_ALLOC = "tirx.TVMBackendAllocWorkspace"
 
 
-def kernel_workspaces(c_source: str) -> dict[str, int]:
-    """Map kernel symbol (without the __tvm_ffi_ prefix) -> workspace bytes it may request."""
+def lower_for_target(kernels: tvm.IRModule, target: Target) -> tvm.IRModule:
+    """`kernels` through TVM's TIR pipeline and host finalization for `target`."""
+    target = Target(target).with_host(Target(target))
+    mod = tirx.transform.BindTarget(target)(kernels)
+    pipeline, finalize_host, _ = tvm.tirx.get_default_tir_pipeline(target)
+    host, _ = split_host_device_mods(pipeline(mod))
+    return finalize_host()(host)
+
+
+def kernel_workspaces(lowered: tvm.IRModule) -> dict[str, int]:
+    """Kernel symbol -> workspace bytes it may request, from a lower_for_target module."""
     found: dict[str, int] = {}
-    starts = [(m.start(), m.group(2)) for m in _FUNC.finditer(c_source)]
-    for k, (pos, name) in enumerate(starts):
-        end = starts[k + 1][0] if k + 1 < len(starts) else len(c_source)
-        body = c_source[pos:end]
-        total = sum(-(-int(n) // WORKSPACE_GRANULE) * WORKSPACE_GRANULE for n in _ALLOC.findall(body))
-        found[name] = found.get(name, 0) + total
+    for gv, func in lowered.functions.items():
+        sizes: list[int] = []
+
+        def visit(node: Call, sizes: list[int] = sizes) -> None:
+            if getattr(node.op, "name", "") == _ALLOC:
+                sizes.append(int(node.args[2]))
+
+        tvm_ffi.structural_walk(func.body, [(Call, visit)])
+        name = gv.name_hint.removeprefix("__tvm_ffi_")
+        found[name] = found.get(name, 0) + sum(aligned(n) for n in sizes)
     return found
+
+
+def workspaces(kernels: tvm.IRModule, target: Target | dict | None = None) -> dict[str, int]:
+    """Kernel symbol -> workspace bytes, for the C backend unless `target` is given."""
+    return kernel_workspaces(lower_for_target(kernels, Target(target or {"kind": "c"})))

@@ -27,16 +27,24 @@ def mlperf_model(name: str) -> Path:
 @pytest.fixture(scope="session")
 def compiled(tmp_path_factory):
     """compile_model, once per (model, target, kernels) in the whole session."""
-    from tvm_patch.compile import compile_model
-    from tvm_patch.options import CompileOptions
+    from tvm_patch.compile import compile_model  # here, not at the top: the unit tier imports no TVM
+    from tvm_patch_core.options import CompileOptions, PatchOptions
 
     cache: dict = {}
 
     def get(model: Path, target: str = "cortex-m4", kernels: str = "auto", **options):
+        """`split`, `patches` and `exclude_input` go into PatchOptions, the rest as they are."""
         key = (str(model), target, kernels, tuple(sorted(options.items())))
         if key not in cache:
+            patch = PatchOptions(
+                grid=options.pop("patches", None),
+                split=options.pop("split", None),
+                exclude_input=options.pop("exclude_input", False),
+            )
             out = tmp_path_factory.mktemp(Path(model).stem) / f"{target}-{kernels}"
-            cache[key] = compile_model(model, out, CompileOptions(target=target, kernels=kernels, **options))
+            cache[key] = compile_model(
+                model, out, CompileOptions(target=target, kernels=kernels, patch=patch, **options)
+            )
         return cache[key]
 
     return get
@@ -57,7 +65,9 @@ def relax_vm():
             mod = load_model(model).mod
             cache[str(model)] = relax.VirtualMachine(tvm.compile(mod, target="llvm"), tvm.cpu())
         out = cache[str(model)]["main"](*[tvm.runtime.tensor(x) for x in inputs])
-        outs = out if isinstance(out, (list, tuple)) or hasattr(out, "__len__") and not hasattr(out, "numpy") else [out]
+        outs = (
+            out if isinstance(out, (list, tuple)) or (hasattr(out, "__len__") and not hasattr(out, "numpy")) else [out]
+        )
         return [o.numpy() for o in outs]
 
     return run
@@ -69,12 +79,12 @@ def model_inputs(report: dict, seed: int = 0):
 
     rng = np.random.default_rng(seed)
     xs = []
-    for spec in report["inputs"]:
-        dtype = np.dtype(spec["dtype"])
+    for spec in report.inputs:
+        dtype = np.dtype(spec.dtype)
         if dtype.kind in "iu":
-            xs.append(rng.integers(np.iinfo(dtype).min, int(np.iinfo(dtype).max) + 1, spec["shape"]).astype(dtype))
+            xs.append(rng.integers(np.iinfo(dtype).min, int(np.iinfo(dtype).max) + 1, spec.shape).astype(dtype))
         else:
-            xs.append(rng.uniform(-1, 1, spec["shape"]).astype(dtype))
+            xs.append(rng.uniform(-1, 1, spec.shape).astype(dtype))
     return xs
 
 
@@ -84,7 +94,7 @@ def tflite_reference(model: Path, inputs):
 
     interp = Interpreter(model_path=str(model))
     interp.allocate_tensors()
-    for d, x in zip(interp.get_input_details(), inputs):
+    for d, x in zip(interp.get_input_details(), inputs, strict=False):
         interp.set_tensor(d["index"], x)
     interp.invoke()
     return [interp.get_tensor(d["index"]) for d in interp.get_output_details()]
@@ -104,3 +114,9 @@ def assert_matches(got, want, dtype: str, what: str) -> None:
     else:
         lsb = int(np.abs(got.astype(np.int64) - want.astype(np.int64)).max())
         assert lsb <= 1, f"{what}: {lsb} LSB off"
+
+
+def pytest_addoption(parser):
+    parser.addoption(
+        "--update-golden", action="store_true", help="rewrite tests/data/golden/ from the current emitter's output"
+    )

@@ -31,9 +31,7 @@ def require_tflm() -> None:
     pytest.importorskip("tflite_micro", reason="tflite-micro is not installed: no int8 oracle")
 
 
-def run_tflm(
-    model: bytes, inputs: list[np.ndarray], tmp_path: Path, name: str = "op"
-) -> list[np.ndarray]:
+def run_tflm(model: bytes, inputs: list[np.ndarray], tmp_path: Path, name: str = "op") -> list[np.ndarray]:
     """Write `model` to tmp_path and return TFLite Micro's outputs (tests/reference/tflm.py)."""
     from tests.reference.tflm import tflm_outputs
 
@@ -174,7 +172,7 @@ def conv2d(
         ins.append(m.tensor((cout,), bq, dtype="int32", data=bias))
     n, h, wd, _ = x_shape
     kh, kw = weights.shape[1:3]
-    eff = [(k - 1) * d + 1 for k, d in zip((kh, kw), dilation)]
+    eff = [(k - 1) * d + 1 for k, d in zip((kh, kw), dilation, strict=True)]
     if padding == "SAME":
         oh, ow = -(-h // stride[0]), -(-wd // stride[1])
     else:
@@ -231,9 +229,7 @@ def fully_connected(
     return m.build(y)
 
 
-def pool2d(
-    op: str, x_shape, q: Q, size, stride, padding: str = "VALID", activation: str = "none"
-) -> bytes:
+def pool2d(op: str, x_shape, q: Q, size, stride, padding: str = "VALID", activation: str = "none") -> bytes:
     """AVERAGE_POOL_2D / MAX_POOL_2D (TFLite requires the same in/out quantization)."""
     m = OpModel()
     x = m.input(x_shape, q)

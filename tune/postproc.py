@@ -15,11 +15,11 @@ from dataclasses import dataclass, field
 
 import tvm
 from tvm.ir.utils import derived_object
-from tvm.s_tir import SBlockRealize
+from tvm.s_tir import SBlockRealize, Schedule
 from tvm.s_tir.analysis import calculate_allocated_bytes, get_vtcm_compaction_passes
 from tvm.s_tir.meta_schedule.postproc import PyPostproc
 
-GRANULE = 16  # targets/workspace.py WORKSPACE_GRANULE
+from tvm_patch_core.arena import ALIGNMENT
 
 
 def workspace_bytes(mod: tvm.IRModule) -> int:
@@ -29,7 +29,7 @@ def workspace_bytes(mod: tvm.IRModule) -> int:
     lowered = tvm.transform.Sequential(list(get_vtcm_compaction_passes()))(mod)
     per_scope = calculate_allocated_bytes(lowered["main"])
     total = sum(int(n) for scopes in per_scope.values() for n in scopes.values())
-    return -(-total // GRANULE) * GRANULE + GRANULE * count
+    return -(-total // ALIGNMENT) * ALIGNMENT + ALIGNMENT * count
 
 
 @dataclass
@@ -56,10 +56,10 @@ class SramCap(PyPostproc):
         super().__init__()
         self.task, self.budget, self.rejections = task, budget, rejections
 
-    def _initialize_with_tune_context(self, context) -> None:
+    def _initialize_with_tune_context(self, context: object) -> None:
         pass
 
-    def apply(self, sch) -> bool:
+    def apply(self, sch: Schedule) -> bool:
         if workspace_bytes(sch.mod) <= self.budget:
             return True
         self.rejections.add(self.task)

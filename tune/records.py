@@ -22,10 +22,13 @@ import tvm_ffi
 from tvm.s_tir import Schedule
 from tvm.s_tir.meta_schedule.database import Database, JSONDatabase
 
-from ..capture import native_stderr
-from ..errors import TvmPatchError
+from tvm_patch_core.boards import Board
+from tvm_patch_core.capture import native_stderr
+from tvm_patch_core.errors import BadRecords, ForeignRecords
+
 from ..lower import Program
-from ..targets.boards import Board
+from ..rewrite import Lowered
+from .postproc import workspace_bytes
 from .tasks import file_sha256, kernel_budgets, task_module, tunable_kernels
 
 FORMAT = "tvm-patch/tuning-records/1"
@@ -33,21 +36,18 @@ WORKLOADS = "database_workload.json"
 TUNING_RECORDS = "database_tuning_record.json"
 
 
-class ForeignRecords(TvmPatchError):
-    """The records were tuned for another model or target."""
-
-
-class BadRecords(TvmPatchError):
-    """The file is not a tvm-patch records file."""
-
-
 def target_id(board: Board) -> dict:
     return {"board": board.name, "llvm": dict(board.llvm_target) if board.llvm_target else None}
 
 
 def header_for(model: Path, board: Board, **extra) -> dict:
-    return {"format": FORMAT, "model": Path(model).name, "model_sha256": file_sha256(model),
-            "target": target_id(board), **extra}
+    return {
+        "format": FORMAT,
+        "model": Path(model).name,
+        "model_sha256": file_sha256(model),
+        "target": target_id(board),
+        **extra,
+    }
 
 
 def write_records(path: Path, header: dict, database_dir: Path) -> dict:
@@ -94,7 +94,7 @@ def check_owner(doc: dict, path: Path, model: Path, board: Board) -> None:
         )
 
 
-def _target_text(t) -> str:
+def _target_text(t: object) -> str:
     if not isinstance(t, dict):
         return repr(t)
     llvm = t.get("llvm") or {}
@@ -115,8 +115,10 @@ def unpack_database(doc: dict, database_dir: Path) -> JSONDatabase:
     try:
         with native_stderr():
             return JSONDatabase(str(database_dir / WORKLOADS), str(database_dir / TUNING_RECORDS), allow_missing=False)
-    except Exception as err:  # noqa: BLE001 - MetaSchedule's parser raises RuntimeError/ValueError/TypeError
-        raise BadRecords(f"the records file for {doc.get('model', '?')} is damaged ({_first_line(err)}); tune again") from None
+    except Exception as err:
+        raise BadRecords(
+            f"the records file for {doc.get('model', '?')} is damaged ({_first_line(err)}); tune again"
+        ) from None
 
 
 def _first_line(err: Exception) -> str:
@@ -144,11 +146,11 @@ class Applied:
     used: bool = True  # False: the record was slower than InlineKernels, which was kept
 
 
-def best_schedule(database: Database, func, budget: int | None = None) -> tuple[tvm.tirx.PrimFunc, float] | None:
+def best_schedule(
+    database: Database, func: tvm.tirx.PrimFunc, budget: int | None = None
+) -> tuple[tvm.tirx.PrimFunc, float] | None:
     """The unscheduled kernel with the database's fastest trace replayed whose workspace fits
     `budget` (records of an earlier run under a larger cap may not), or None."""
-    from .postproc import workspace_bytes
-
     mod = task_module(func)
     if not database.has_workload(mod):
         return None
@@ -157,9 +159,11 @@ def best_schedule(database: Database, func, budget: int | None = None) -> tuple[
         try:
             with native_stderr():
                 record.trace.apply_to_schedule(sch, remove_postproc=False)
-        except Exception as err:  # noqa: BLE001 - a trace that does not fit the kernel: TVM raises many types
-            raise BadRecords(f"a record for kernel {func.attrs.get('global_symbol', '?') if func.attrs else '?'} "
-                             f"does not replay ({_first_line(err)}); the records are damaged, tune again") from None
+        except Exception as err:
+            raise BadRecords(
+                f"a record for kernel {func.attrs.get('global_symbol', '?') if func.attrs else '?'} "
+                f"does not replay ({_first_line(err)}); the records are damaged, tune again"
+            ) from None
         if budget is not None and workspace_bytes(sch.mod) > budget:
             continue
         secs = [float(s) for s in record.run_secs]
@@ -167,14 +171,19 @@ def best_schedule(database: Database, func, budget: int | None = None) -> tuple[
     return None
 
 
-def apply_records(program: Program, per_layer: Program, database: Database,
-                  untuned: dict[str, float] | None = None, sram_cap: int | None = None) -> tuple[Program, list[Applied]]:
+def apply_records(
+    program: Program,
+    per_layer: Program,
+    database: Database,
+    untuned: dict[str, float] | None = None,
+    sram_cap: int | None = None,
+) -> tuple[Program, list[Applied]]:
     """`program` with the tuned kernels scheduled from `database` instead of InlineKernels;
     `untuned` (workload hash -> InlineKernels' measured seconds) keeps the default schedule
     wherever the best record is not faster; with `sram_cap`, only records whose workspace
     fits the kernel's budget count."""
     tunable, _ = tunable_kernels(program, per_layer)
-    budgets = kernel_budgets(program, sram_cap) if sram_cap is not None else {}
+    budgets = kernel_budgets(program.graph, sram_cap) if sram_cap is not None else {}
     kernels = dict(program.kernels.functions.items())
     applied = []
     for gv in list(kernels):
@@ -197,16 +206,26 @@ def _lines(path: Path) -> list[str]:
     return [line for line in path.read_text().splitlines() if line.strip()] if path.is_file() else []
 
 
-def apply_records_file(program: Program, per_layer: Program, path: str | Path, model: Path, board: Board) -> tuple[Program, dict]:
+def apply_records_file(lowered: Lowered, path: str | Path, model: Path, board: Board) -> tuple[Lowered, dict]:
     """compile_model's hook: the program with `path`'s schedules applied, and report.json's
     "tuning" entry (which kernels got which schedule)."""
     doc, database = open_records(Path(path), model, board)
-    tuned, applied = apply_records(program, per_layer, database, doc.get("untuned_secs"), doc.get("sram_cap"))
+    tuned, applied = apply_records(
+        lowered.program, lowered.per_layer, database, doc.get("untuned_secs"), doc.get("sram_cap")
+    )
     report = {
         "records": str(path),
         "sram_cap": doc.get("sram_cap"),
-        "kernels": {a.kernel: {"workload_hash": a.workload_hash, "scheduled_hash": a.scheduled_hash,
-                               "run_secs": a.run_secs, "untuned_secs": a.untuned_secs} for a in applied if a.used},
+        "kernels": {
+            a.kernel: {
+                "workload_hash": a.workload_hash,
+                "scheduled_hash": a.scheduled_hash,
+                "run_secs": a.run_secs,
+                "untuned_secs": a.untuned_secs,
+            }
+            for a in applied
+            if a.used
+        },
         "kept_default": [a.kernel for a in applied if not a.used],
     }
-    return tuned, report
+    return replace(lowered, program=tuned), report

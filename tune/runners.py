@@ -4,7 +4,7 @@
   a fresh worker pool per batch and each worker imports all of TVM's tensor intrinsics
   (~25 s per batch on this 2-core machine, for kernels that build in well under a second).
   For `host`/`rpc` it exports the same tar artifact LocalBuilder does; for `qemu` it writes
-  the Cortex-M LLVM object plus the workspace the C backend asks for (targets/workspace.py).
+  the Cortex-M LLVM object plus the workspace its lowered TIR asks for (targets/workspace.py).
 - host: MetaSchedule's LocalRunner with LLVM on this machine, a quick proxy for the board.
 - qemu: QemuRunner links each candidate into a one-kernel firmware (our emitter, runtime
   and harness, exactly as `tvmc compile` builds models) and runs it in QEMU with -icount; the
@@ -20,7 +20,7 @@ import json
 import os
 import shutil
 import tempfile
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
 import tvm
@@ -33,17 +33,19 @@ from tvm.s_tir.meta_schedule.runner import (
     PyRunnerFuture,
     RPCConfig,
     RPCRunner,
+    RunnerInput,
     RunnerResult,
 )
 
-from ..errors import TvmPatchError
-from ..lower import KernelCall, Program, Tensor
-from ..targets.arena import plan_arena
-from ..targets.boards import Board
+from tvm_patch_core import liveness
+from tvm_patch_core.boards import Board
+from tvm_patch_core.errors import TvmPatchError
+from tvm_patch_core.graph import Call, Graph, Tensor, TensorKind
+
 from ..targets.emit_c import emit_model
-from ..targets.run import run_elf
+from ..targets.runner import run_elf
 from ..targets.toolchain import build_elf, require_tools
-from ..targets.workspace import kernel_workspaces
+from ..targets.workspace import workspaces
 
 RUNNERS = ("host", "qemu")
 KERNEL = "tvmp_tuned_kernel"  # the candidate's symbol in a QEMU measurement firmware
@@ -65,17 +67,16 @@ class InProcessBuilder(PyBuilder):
         super().__init__()
         self.artifact = artifact
 
-    def build(self, build_inputs):
+    def build(self, build_inputs: list) -> list[BuilderResult]:
         return [self._one(b.mod, b.target) for b in build_inputs]
 
-    def _one(self, mod, target) -> BuilderResult:
+    def _one(self, mod: tvm.IRModule, target: tvm.target.Target) -> BuilderResult:
         try:
             out = Path(tempfile.mkdtemp(prefix="tvmp-cand-"))
             if self.artifact == "object":
                 mod = tvm.IRModule({"main": mod["main"].with_attr("global_symbol", KERNEL)})
                 tvm.tirx.build(mod, target).write_to_file(str(out / "kernel.o"))
-                c_source = tvm.tirx.build(mod, tvm.target.Target({"kind": "c"})).inspect_source()
-                (out / "workspace.json").write_text(json.dumps(kernel_workspaces(c_source)))
+                (out / "workspace.json").write_text(json.dumps(workspaces(mod, target)))
                 # A file in the candidate's own folder: MetaSchedule's RemoveBuildArtifact
                 # deletes the artifact's *parent* folder after measuring.
                 return BuilderResult(str(out / "kernel.o"), None)
@@ -84,13 +85,13 @@ class InProcessBuilder(PyBuilder):
             path = out / "candidate.tar"
             tvm.compile(mod, target=target).export_library(str(path), fcompile=tar)
             return BuilderResult(str(path), None)
-        except Exception as err:  # noqa: BLE001 - a candidate that fails to build is a result
+        except Exception as err:
             return BuilderResult(None, f"InProcessBuilder: {type(err).__name__}: {err}")
 
 
 @derived_object
 class _Done(PyRunnerFuture):
-    def __init__(self, future) -> None:
+    def __init__(self, future: Future) -> None:
         super().__init__()
         self.future = future
 
@@ -100,7 +101,7 @@ class _Done(PyRunnerFuture):
     def result(self) -> RunnerResult:
         try:
             return RunnerResult(self.future.result(), None)
-        except Exception as err:  # noqa: BLE001 - a failed run is a result
+        except Exception as err:
             return RunnerResult(None, f"QemuRunner: {type(err).__name__}: {err}")
 
 
@@ -114,57 +115,60 @@ class QemuRunner(PyRunner):
         self.board, self.timeout_s = board, timeout_s
         self.pool = ThreadPoolExecutor(max_workers=workers)
 
-    def run(self, runner_inputs):
+    def run(self, runner_inputs: list[RunnerInput]) -> list[PyRunnerFuture]:
         return [_Done(self.pool.submit(self._measure, r.artifact_path, list(r.args_info))) for r in runner_inputs]
 
-    def _measure(self, artifact: str, args_info) -> list[float]:
-        count = measure_kernel(self.board, Path(artifact), [(tuple(int(d) for d in a.shape), str(a.dtype)) for a in args_info],
-                               self.timeout_s)
+    def _measure(self, artifact: str, args_info: list) -> list[float]:
+        count = measure_kernel(
+            self.board,
+            Path(artifact),
+            [(tuple(int(d) for d in a.shape), str(a.dtype)) for a in args_info],
+            self.timeout_s,
+        )
         return [count * 1e-9]
 
 
-def measure_kernel(board: Board, kernel_o: Path, args: list[tuple[tuple[int, ...], str]], timeout_s: float = 120.0) -> int:
+def measure_kernel(
+    board: Board, kernel_o: Path, args: list[tuple[tuple[int, ...], str]], timeout_s: float = 120.0
+) -> int:
     """Instructions one call of the candidate object `kernel_o` takes on `board` (QEMU).
 
     A one-kernel program: every argument but the last is an input, the last its output, all
     in the arena (zeros in: the counts of these kernels do not depend on the data)."""
-    names = [f"a{i}" for i in range(len(args))]
-    tensors = {n: Tensor(n, shape, dtype, "input" if i < len(args) - 1 else "activation")
-               for i, (n, (shape, dtype)) in enumerate(zip(names, args))}
-    program = Program(kernels=tvm.IRModule({KERNEL: tvm.tirx.PrimFunc([], tvm.tirx.Evaluate(0))}),
-                      calls=(KernelCall(KERNEL, tuple(names[:-1]), (names[-1],)),), tensors=tensors,
-                      inputs=tuple(names[:-1]), outputs=(names[-1],), grouped=None, lowered=None)
+    names = [f"in{i}" for i in range(len(args) - 1)] + ["t0"]
+    kinds = [TensorKind.INPUT] * (len(args) - 1) + [TensorKind.ACTIVATION]
+    tensors = {n: Tensor(n, shape, dtype, kind) for n, kind, (shape, dtype) in zip(names, kinds, args, strict=True)}
+    graph = Graph(tensors, (Call(KERNEL, tuple(names[:-1]), (names[-1],)),), tuple(names[:-1]), (names[-1],))
     artifact = kernel_o.parent  # the builder's folder for this candidate
     ws = json.loads((artifact / "workspace.json").read_text()).get(KERNEL, 0)
-    from ..liveness import program_buffers
-
     workspace = {0: ws}
-    plan = plan_arena(program_buffers(program, workspace))
+    plan = liveness.plan(graph, workspace)
     src = artifact / "src"
-    emitted = emit_model(program, plan, workspace, "tune", src)
+    emitted = emit_model(graph, plan, workspace, "tune", src)
     elf = build_elf(board, list(emitted.files), [kernel_o], artifact / "kernel.elf", [src])
     input_bytes = b"".join(bytes(tensors[n].nbytes) for n in names[:-1])
     result = run_elf(board, elf, input_bytes, tensors[names[-1]].nbytes, timeout_s=timeout_s)
     return result.count
 
 
-def measure_untuned(builder, runner, target, funcs: dict[str, tvm.tirx.PrimFunc]) -> dict[str, float]:
+def measure_untuned(
+    builder: PyBuilder, runner: PyRunner, target: tvm.target.Target, funcs: dict[str, tvm.tirx.PrimFunc]
+) -> dict[str, float]:
     """Each kernel's InlineKernels schedule measured the way candidates are (name -> seconds),
     so a record is applied only where it beats the default schedule."""
     from tvm.s_tir.meta_schedule.arg_info import ArgInfo
     from tvm.s_tir.meta_schedule.builder import BuilderInput
-    from tvm.s_tir.meta_schedule.runner import RunnerInput
 
     names = list(funcs)
     mods = [tvm.IRModule({"main": funcs[n].with_attr("global_symbol", "main")}) for n in names]
     built = builder.build([BuilderInput(m, target) for m in mods])
     inputs, keep = [], []
-    for n, m, b in zip(names, mods, built):
+    for n, m, b in zip(names, mods, built, strict=False):
         if b.error_msg is None:
             inputs.append(RunnerInput(b.artifact_path, "cpu", ArgInfo.from_prim_func(m["main"])))
             keep.append(n)
     out = {}
-    for n, inp, fut in zip(keep, inputs, runner.run(inputs)):
+    for n, inp, fut in zip(keep, inputs, runner.run(inputs), strict=False):
         r = fut.result()
         if r.error_msg is None and r.run_secs:
             out[n] = sum(float(x) for x in r.run_secs) / len(r.run_secs)
@@ -186,11 +190,15 @@ def rpc_runner(tracker: str, key: str, workers: int = 1) -> RPCRunner:
     return RPCRunner(rpc_config=config, evaluator_config=EVALUATOR, max_workers=workers)
 
 
-def make_runner(kind: str, board: Board, rpc_tracker: str | None = None, rpc_key: str | None = None):
+def make_runner(
+    kind: str, board: Board, rpc_tracker: str | None = None, rpc_key: str | None = None
+) -> tuple[PyBuilder, PyRunner | LocalRunner | RPCRunner]:
     """(builder, runner) for `--runner` and the RPC flags."""
     if rpc_tracker:
         if kind == "qemu":
-            raise TvmPatchError("--rpc-tracker measures on the RPC servers' LLVM host; it does not combine with --runner qemu")
+            raise TvmPatchError(
+                "--rpc-tracker measures on the RPC servers' LLVM host; it does not combine with --runner qemu"
+            )
         if not rpc_key:
             raise TvmPatchError("--rpc-tracker needs --rpc-key (the key the servers registered with)")
         return InProcessBuilder("tar"), rpc_runner(rpc_tracker, rpc_key, workers=max(1, (os.cpu_count() or 1) // 2))
@@ -199,5 +207,3 @@ def make_runner(kind: str, board: Board, rpc_tracker: str | None = None, rpc_key
     if kind == "qemu":
         return InProcessBuilder("object"), QemuRunner(board)
     raise TvmPatchError(f"--runner {kind!r}: choose {' or '.join(RUNNERS)}")
-
-

@@ -2,17 +2,15 @@
 
 A task is one kernel of the program `tvmc compile` would build with the same options, taken
 as FuseTIR left it (before InlineKernels, whose output MetaSchedule cannot re-schedule). Only
-kernels that reach the final program unchanged are tasks: the patch stage's per-patch kernels
-and the kernels rewritten to run in place (depthwise, residual add) keep their schedules.
+kernels that reach the final program unchanged are tasks: the patch stage kernel and the
+kernels rewritten to run in place (depthwise, residual add) keep their schedules.
 
 Each task's workspace budget is the SRAM cap minus the arena bytes live at the kernel's steps
 without any workspace, from the same liveness the arena planner uses; a kernel that runs at
 several steps gets the smallest budget.
 
-Hook for the patch stage (issue 4 item 2): `variants` on a task lists alternative
-unscheduled kernels (e.g. one per patch grid that fits the cap); the tuner tunes each as its
-own candidate task and keeps the fastest. Nothing fills it yet: the patch stage is being
-rewritten as one PrimFunc tiled from a plan.
+The patch stage kernel is not a task (its loops are PatchTIR's); its grid is searched whole
+(tune/grid.py).
 """
 
 from __future__ import annotations
@@ -25,19 +23,17 @@ import tvm
 import tvm_ffi
 from tvm import s_tir, tirx
 
-from ..compile import lower_model
-from ..errors import TvmPatchError
+from tvm_patch_core import liveness
+from tvm_patch_core.arena import live_per_step
+from tvm_patch_core.boards import Board, board_for
+from tvm_patch_core.errors import TuneError
+from tvm_patch_core.graph import Graph
+from tvm_patch_core.options import CompileOptions
+
 from ..frontend import convert_layout, load_model
-from ..liveness import program_buffers, program_steps, step_workspaces
 from ..lower import Program
-from ..options import CompileOptions
-from ..targets.arena import live_per_step, plan_arena
-from ..targets.boards import Board, board_for
-from ..targets.workspace import kernel_workspaces
-
-
-class TuneError(TvmPatchError):
-    """The model cannot be tuned as asked (nothing to tune, or already over the cap)."""
+from ..rewrite import Lowered, lower_model
+from ..targets.workspace import workspaces
 
 
 @dataclass(frozen=True)
@@ -46,7 +42,6 @@ class TuneTask:
     func: tirx.PrimFunc  # unscheduled (FuseTIR's output)
     steps: tuple[int, ...]  # the steps it runs at
     budget: int | None  # workspace bytes it may allocate; None without a cap
-    variants: tuple[tirx.PrimFunc, ...] = ()  # alternative kernels for the same step (hook)
 
     @property
     def weight(self) -> float:
@@ -62,8 +57,7 @@ class TaskSet:
     model: Path
     model_sha256: str
     board: Board
-    program: Program  # the final program, InlineKernels schedules everywhere
-    per_layer: Program  # lower_to_program's output (its `fused` holds the unscheduled kernels)
+    lowered: Lowered  # the final program (InlineKernels schedules everywhere) and the per-layer one
     tasks: list[TuneTask]
     skipped: dict[str, str] = field(default_factory=dict)  # kernel -> why it is not a task
     untuned_arena: int = 0
@@ -78,11 +72,11 @@ def file_sha256(path: Path) -> str:
     return hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
 
-def front_end(model_path: str | Path, options: CompileOptions) -> tuple[Path, Program, Program, Board]:
-    """compile_model's steps up to the kernels' codegen (the same function)."""
-    imported = load_model(model_path, options.input_shapes)
-    per_layer, _, program, _, _ = lower_model(convert_layout(imported.mod, options.desired_layout), options)
-    return imported.path, per_layer, program, board_for(options.target)
+def front_end(model_path: str | Path, options: CompileOptions) -> tuple[Path, Lowered, Board]:
+    """compile_model's steps up to the kernels' codegen (the same functions)."""
+    imported = load_model(model_path, options.input_shapes, allow_nonfinite=options.allow_nonfinite_weights)
+    lowered = lower_model(convert_layout(imported.mod, options.desired_layout), options)
+    return imported.path, lowered, board_for(options.target)
 
 
 def tunable_kernels(program: Program, per_layer: Program) -> tuple[dict[str, tirx.PrimFunc], dict[str, str]]:
@@ -105,38 +99,43 @@ def tunable_kernels(program: Program, per_layer: Program) -> tuple[dict[str, tir
 
 def _reductions(func: tirx.PrimFunc) -> int:
     found = []
-    tvm_ffi.structural_walk(func.body, [(s_tir.SBlock, lambda b: found.append(any(iv.iter_type == 2 for iv in b.iter_vars)))])
+    reduces = [(s_tir.SBlock, lambda b: found.append(any(iv.iter_type == 2 for iv in b.iter_vars)))]  # CommReduce
+    tvm_ffi.structural_walk(func.body, reduces)
     return sum(found)
 
 
-def kernel_steps(program: Program) -> dict[str, list[int]]:
+def kernel_steps(graph: Graph) -> dict[str, list[int]]:
     at: dict[str, list[int]] = {}
-    for i, step in enumerate(program_steps(program)):
-        for k in step.kernels:
-            at.setdefault(k, []).append(i)
+    for i, call in enumerate(graph.calls):
+        at.setdefault(call.kernel, []).append(i)
     return at
 
 
-def kernel_budgets(program: Program, cap: int) -> dict[str, int]:
+def kernel_budgets(graph: Graph, cap: int) -> dict[str, int]:
     """Kernel -> workspace bytes it may allocate: the cap minus the arena bytes live at its
     steps without any workspace (the smallest over its steps)."""
-    live = live_per_step(program_buffers(program, {}))
-    return {k: min(cap - live.get(i, 0) for i in steps) for k, steps in kernel_steps(program).items()}
+    live = live_per_step(liveness.buffers(graph, {}))
+    return {k: min(cap - live.get(i, 0) for i in steps) for k, steps in kernel_steps(graph).items()}
+
+
+def arena_size(program: Program) -> int:
+    """The arena `tvmc compile` would plan for this program (workspace from the kernels' TIR)."""
+    return liveness.plan(program.graph, liveness.step_workspaces(program.graph, workspaces(program.kernels))).size
 
 
 def extract_tasks(model_path: str | Path, options: CompileOptions) -> TaskSet:
-    path, per_layer, program, board = front_end(model_path, options)
-    tunable, skipped = tunable_kernels(program, per_layer)
-    at = kernel_steps(program)
-    c_source = tvm.tirx.build(program.kernels, tvm.target.Target({"kind": "c"})).inspect_source()
-    untuned = plan_arena(program_buffers(program, step_workspaces(program, kernel_workspaces(c_source)))).size
+    path, lowered, board = front_end(model_path, options)
+    program = lowered.program
+    tunable, skipped = tunable_kernels(program, lowered.per_layer)
+    at = kernel_steps(program.graph)
+    untuned = arena_size(program)
     cap = options.sram_cap
     if cap is not None and untuned > cap:
         raise TuneError(
             f"{path.name}: the untuned program's arena is {untuned:,} B, over --sram-cap {cap:,} B; "
             "tuning only re-schedules kernels, it cannot shrink the tensors (try --pass patch)"
         )
-    budgets = kernel_budgets(program, cap) if cap is not None else {}
+    budgets = kernel_budgets(program.graph, cap) if cap is not None else {}
     tasks = []
     for name, func in sorted(tunable.items(), key=lambda kv: min(at.get(kv[0], [0]))):
         where = tuple(at.get(name, ()))
@@ -146,4 +145,4 @@ def extract_tasks(model_path: str | Path, options: CompileOptions) -> TaskSet:
         tasks.append(TuneTask(name, func, where, budgets.get(name)))
     if not tasks:
         raise TuneError(f"{path.name}: no kernel can be tuned ({'; '.join(f'{k}: {v}' for k, v in skipped.items())})")
-    return TaskSet(path, file_sha256(path), board, program, per_layer, tasks, skipped, untuned)
+    return TaskSet(path, file_sha256(path), board, lowered, tasks, skipped, untuned)

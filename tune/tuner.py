@@ -20,19 +20,17 @@ import types
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-import tvm
 import tvm_ffi
 from tvm.ir.utils import derived_object
 from tvm.s_tir import meta_schedule as ms
 from tvm.s_tir.meta_schedule.measure_callback import PyMeasureCallback
 
-from ..capture import native_stderr
-from ..liveness import program_buffers, step_workspaces
-from ..options import CompileOptions
-from ..progress import Progress
-from ..targets.arena import plan_arena
-from ..targets.workspace import kernel_workspaces
-from .grid import search_grid
+from tvm_patch_core.capture import native_stderr
+from tvm_patch_core.errors import TuneError
+from tvm_patch_core.options import CompileOptions, Schedule
+from tvm_patch_core.progress import Progress
+
+from .grid import GridChoice, search_grid
 from .postproc import Rejections, SramCap
 from .records import (
     apply_records,
@@ -44,7 +42,7 @@ from .records import (
 )
 from .runners import make_runner, measure_untuned, tuning_target
 from .space import design_space, search_strategy
-from .tasks import TuneError, extract_tasks
+from .tasks import arena_size, extract_tasks
 
 
 @dataclass(frozen=True)
@@ -74,7 +72,7 @@ class TuneSummary:
     seconds: float
     resumed_records: int = 0
     applied: list = field(default_factory=list)
-    grid: object = None  # grid.GridChoice when the patch grid was searched
+    grid: GridChoice | None = None  # when the patch grid was searched
 
 
 @derived_object
@@ -88,7 +86,14 @@ class ProgressCallback(PyMeasureCallback):
         self.trials = 0
         self.bar = Progress("tuning", total)
 
-    def apply(self, task_scheduler, task_id, measure_candidates, builder_results, runner_results) -> None:
+    def apply(
+        self,
+        task_scheduler: object,
+        task_id: int,
+        measure_candidates: list,
+        builder_results: list,
+        runner_results: list,
+    ) -> None:
         name = self.names[task_id]
         for r in runner_results:
             self.trials += 1
@@ -143,16 +148,21 @@ def tune_model(model_path: str | Path, options: CompileOptions, settings: TuneSe
     start = time.monotonic()
     out = Path(out)
     grid = None
-    if options.schedule == "patch" and options.patches is None and settings.grid_search:
+    if options.schedule is Schedule.PATCH and options.patch.grid is None and settings.grid_search:
         grid = search_grid(model_path, options, settings.runner)  # a whole-program choice, first
-        options = replace(options, patches=grid.grid)
+        options = replace(options, patch=replace(options.patch, grid=grid.grid))
     taskset = extract_tasks(model_path, options)
-    header = header_for(taskset.model, taskset.board, sram_cap=options.sram_cap, schedule=options.schedule,
-                        runner="rpc" if settings.rpc_tracker else settings.runner)
-    if options.schedule == "patch" and options.patches is not None:
-        header["patch_grid"] = list(options.patches)
+    header = header_for(
+        taskset.model,
+        taskset.board,
+        sram_cap=options.sram_cap,
+        schedule=str(options.schedule),
+        runner="rpc" if settings.rpc_tracker else settings.runner,
+    )
+    if options.schedule is Schedule.PATCH and options.patch.grid is not None:
+        header["patch_grid"] = list(options.patch.grid)
     if grid is not None:
-        header["patch_grid_costs"] = {"unit": grid.unit, **grid.costs}
+        header["patch_grid_costs"] = {"unit": grid.unit, **{f"{a}x{b}": v for (a, b), v in grid.costs.items()}}
         header["patch_grid_refused"] = grid.refused
     previous = None
     if out.exists():
@@ -171,41 +181,66 @@ def tune_model(model_path: str | Path, options: CompileOptions, settings: TuneSe
         contexts = []
         for i, task in enumerate(taskset.tasks):
             cap = [] if task.budget is None else [SramCap(task.name, task.budget, rejections)]
-            contexts.append(ms.TuneContext(
-                mod=task.module, target=target, space_generator=design_space(cap),
-                search_strategy=search_strategy(settings.population), task_name=task.name,
-                rand_state=settings.seed + i, num_threads=1, logger=_logger(work, task.name),
-            ).clone())
+            contexts.append(
+                ms.TuneContext(
+                    mod=task.module,
+                    target=target,
+                    space_generator=design_space(cap),
+                    search_strategy=search_strategy(settings.population),
+                    task_name=task.name,
+                    rand_state=settings.seed + i,
+                    num_threads=1,
+                    logger=_logger(work, task.name),
+                ).clone()
+            )
         with _quiet(settings.verbose), native_stderr() as tvm_log:
             ms.tune_tasks(
-                tasks=contexts, task_weights=[t.weight for t in taskset.tasks], work_dir=str(work),
-                max_trials_global=settings.trials, num_trials_per_iter=settings.trials_per_iter,
-                builder=builder, runner=runner, database=database, cost_model="xgb",
+                tasks=contexts,
+                task_weights=[t.weight for t in taskset.tasks],
+                work_dir=str(work),
+                max_trials_global=settings.trials,
+                num_trials_per_iter=settings.trials_per_iter,
+                builder=builder,
+                runner=runner,
+                database=database,
+                cost_model="xgb",
                 measure_callbacks=[*ms.MeasureCallback.create("default"), progress],
                 task_scheduler="gradient",
             )
         progress.bar.done()
         with _quiet(settings.verbose), native_stderr() as untuned_log:
-            base = measure_untuned(builder, runner, target, {t.name: taskset.per_layer.kernels[t.name] for t in taskset.tasks})
+            per_layer = taskset.lowered.per_layer
+            base = measure_untuned(builder, runner, target, {t.name: per_layer.kernels[t.name] for t in taskset.tasks})
         if settings.verbose:  # TVM's own C++ messages (LLVM warnings of every candidate build)
             for line in (*tvm_log, *untuned_log):
                 print(f"tvm: {line}", file=sys.stderr)
         untuned = {str(tvm_ffi.structural_hash(t.module)): base[t.name] for t in taskset.tasks if t.name in base}
         header["untuned_secs"] = untuned
-        tuned, applied = apply_records(taskset.program, taskset.per_layer, database, untuned, options.sram_cap)
+        tuned, applied = apply_records(
+            taskset.lowered.program, taskset.lowered.per_layer, database, untuned, options.sram_cap
+        )
         tuned_arena = arena_size(tuned)
         if options.sram_cap is not None and tuned_arena > options.sram_cap:
-            raise TuneError(f"the tuned program's arena is {tuned_arena:,} B, over --sram-cap {options.sram_cap:,} B "
-                            "(the cap postprocessor's budget was exceeded by the arena planner's packing)")
+            raise TuneError(
+                f"the tuned program's arena is {tuned_arena:,} B, over --sram-cap {options.sram_cap:,} B "
+                "(the cap postprocessor's budget was exceeded by the arena planner's packing)"
+            )
         write_records(out, header, work / "db")
-    return TuneSummary(out, names, taskset.skipped, progress.trials, rejections.total, progress.best,
-                       taskset.untuned_arena, tuned_arena, options.sram_cap, time.monotonic() - start, resumed, applied, grid)
-
-
-def arena_size(program) -> int:
-    """The arena `tvmc compile` would plan for this program (workspace from the C backend)."""
-    c_source = tvm.tirx.build(program.kernels, tvm.target.Target({"kind": "c"})).inspect_source()
-    return plan_arena(program_buffers(program, step_workspaces(program, kernel_workspaces(c_source)))).size
+    return TuneSummary(
+        out,
+        names,
+        taskset.skipped,
+        progress.trials,
+        rejections.total,
+        progress.best,
+        taskset.untuned_arena,
+        tuned_arena,
+        options.sram_cap,
+        time.monotonic() - start,
+        resumed,
+        applied,
+        grid,
+    )
 
 
 __all__ = ["TuneSettings", "TuneSummary", "tune_model"]

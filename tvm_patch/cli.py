@@ -3,45 +3,57 @@
 from __future__ import annotations
 
 import argparse
-import json
 import math
+import shutil
 import signal
 import sys
+import tarfile
 import threading
 from pathlib import Path
 
 import numpy as np
 
-from .errors import BadRunInputs, TvmPatchError
-from .names import shown
+from tvm_patch_core.errors import BadRunInputs, TvmPatchError
+from tvm_patch_core.names import shown
+from tvm_patch_core.options import (
+    CompileOptions,
+    PatchOptions,
+    Schedule,
+    parse_bytes,
+    parse_grid,
+    parse_input_shapes,
+    parse_split,
+)
+
+from .compile import compile_model
+from .run import load_report, run_compiled
+from .tune.tuner import TuneSettings, tune_model
 
 TARGETS = "host, cortex-m4, cortex-m7, cortex-m33, a board name (mps2-an386, ...)"
 
 
-def _model_options(args: argparse.Namespace) -> dict:
-    """The options `tvmc compile` and `tvmc tune` share."""
-    from .frontend import parse_input_shapes
-    from .options import parse_bytes, parse_grid
-
-    return {
-        "target": args.target,
-        "schedule": "patch" if args.pass_name == "patch" else "layer",
-        "input_shapes": parse_input_shapes(args.input_shapes),
-        "desired_layout": args.desired_layout,
-        "sram_cap": parse_bytes(args.sram_cap) if args.sram_cap else None,
-        "patches": parse_grid(args.patches),
-    }
+def _options(args: argparse.Namespace, **extra: object) -> CompileOptions:
+    """The options `tvmc compile` and `tvmc tune` share, plus `extra`."""
+    patch = PatchOptions(
+        grid=parse_grid(args.patches),
+        split=parse_split(getattr(args, "split", None)),
+        exclude_input=getattr(args, "exclude_input", False),
+    )
+    return CompileOptions(
+        target=args.target,
+        schedule=Schedule.PATCH if args.pass_name == "patch" else Schedule.LAYER,
+        patch=patch,
+        sram_cap=parse_bytes(args.sram_cap) if args.sram_cap else None,
+        input_shapes=parse_input_shapes(args.input_shapes),
+        desired_layout=args.desired_layout,
+        **extra,
+    )
 
 
 def _compile(args: argparse.Namespace) -> int:
-    from .compile import compile_model
-    from .options import CompileOptions
-
-    options = CompileOptions(
-        **_model_options(args),
+    options = _options(
+        args,
         kernels=args.kernels,
-        split=None if args.split in (None, "auto") else _positive(args.split, "--split"),
-        exclude_input=args.exclude_input,
         plot=bool(args.plot),
         tuning_records=args.tuning_records,
         allow_nonfinite_weights=args.allow_nonfinite_weights,
@@ -56,40 +68,46 @@ def _compile(args: argparse.Namespace) -> int:
     if args.output_format == "mlf":
         _write_mlf(result.out_dir)  # after the compile: OUT is ours by now
     if args.plot:
-        import shutil
-
         shutil.copyfile(result.out_dir / "profile.png", args.plot)
     print(
-        f"compiled {Path(r['model']).name} for {r['board']} ({r['kernels']} kernels, {r['schedule']} schedule): "
-        f"peak SRAM {r['peak_sram_bytes']:,} B (lower bound {r['lower_bound_bytes']:,} B), "
-        f"flash {r['flash_bytes']:,} B, {r['macs']:,} MACs -> {result.out_dir}"
+        f"compiled {Path(r.model).name} for {r.board} ({r.kernels} kernels, {r.schedule} schedule): "
+        f"peak SRAM {r.peak_sram_bytes:,} B (lower bound {r.lower_bound_bytes:,} B), "
+        f"flash {r.flash_bytes:,} B, {r.macs:,} MACs -> {result.out_dir}"
     )
-    for st in r.get("patch_stages", []):
+    for st in r.patch_stages:
         print(
-            f"  patch stage: {len(st['layers'])} layers, {st['grid'][0]}x{st['grid'][1]} patches in one kernel "
-            f"(scratch pool {st['scratch_pool_bytes']:,} B), "
-            f"+{st['extra_macs']:,} MACs ({100 * st['extra_fraction_of_model']:.1f}% of the model); per-layer build: "
-            f"{r['layer_peak_sram_bytes']:,} B ({r['layer_peak_sram_bytes_excl_input']:,} B without the input), "
-            f"patched {r['peak_sram_bytes']:,} B ({r['peak_sram_bytes_excl_input']:,} B without the input)"
+            f"  patch stage: {len(st.layers)} layers, {st.grid[0]}x{st.grid[1]} patches in one kernel "
+            f"(scratch pool {st.scratch_pool_bytes:,} B), "
+            f"+{st.extra_macs:,} MACs ({100 * st.extra_fraction_of_model:.1f}% of the model); per-layer build: "
+            f"{r.layer_peak_sram_bytes:,} B ({r.layer_peak_sram_bytes_excl_input:,} B without the input), "
+            f"patched {r.peak_sram_bytes:,} B ({r.peak_sram_bytes_excl_input:,} B without the input)"
         )
-    if "patch_refused" in r:
-        print(f"  patch pass refused: {r['patch_refused']}")
-    if "tuning" in r:
-        print(f"  tuned schedules from {args.tuning_records}: {len(r['tuning']['kernels'])} kernels")
+    if r.patch_refused is not None:
+        print(f"  patch pass refused: {r.patch_refused}")
+    if r.tuning is not None:
+        print(f"  tuned schedules from {args.tuning_records}: {len(r.tuning['kernels'])} kernels")
     return 0
 
 
 def _tune(args: argparse.Namespace) -> int:
-    from .options import CompileOptions
-    from .tune.tuner import TuneSettings, tune_model
-
-    options = CompileOptions(**_model_options(args))
+    options = _options(args)
     if args.trials < 1:
         raise TvmPatchError(f"--trials {args.trials}: use a positive number")
-    settings = TuneSettings(trials=args.trials, runner=args.runner, rpc_tracker=args.rpc_tracker, rpc_key=args.rpc_key,
-                            trials_per_iter=min(args.trials, args.trials_per_iter), seed=args.seed, verbose=args.verbose)
+    settings = TuneSettings(
+        trials=args.trials,
+        runner=args.runner,
+        rpc_tracker=args.rpc_tracker,
+        rpc_key=args.rpc_key,
+        trials_per_iter=min(args.trials, args.trials_per_iter),
+        seed=args.seed,
+        verbose=args.verbose,
+    )
     s = tune_model(args.model, options, settings, args.output)
-    unit = (lambda t: f"{t * 1e9:,.0f} instr") if args.runner == "qemu" and not args.rpc_tracker else (lambda t: f"{t * 1e6:,.1f} us")
+    qemu = args.runner == "qemu" and not args.rpc_tracker
+
+    def unit(t: float) -> str:
+        return f"{t * 1e9:,.0f} instr" if qemu else f"{t * 1e6:,.1f} us"
+
     cap = f"--sram-cap {s.sram_cap:,} B" if s.sram_cap is not None else "no cap"
     print(
         f"tuned {Path(args.model).name}: {s.trials} trials over {len(s.tasks)} kernels in {s.seconds:.0f} s, "
@@ -99,9 +117,12 @@ def _tune(args: argparse.Namespace) -> int:
     )
     if s.grid is not None:
         g = s.grid
-        costs = ", ".join(f"{k}: {v:,.0f}" if g.unit == "instructions" else f"{k}: {v * 1e3:.2f} ms" for k, v in g.costs.items())
+        shown_costs = [
+            f"{a}x{b}: {v:,.0f}" if g.unit == "instructions" else f"{a}x{b}: {v * 1e3:.2f} ms"
+            for (a, b), v in g.costs.items()
+        ]
         refused = "".join(f"; {k} refused ({v})" for k, v in g.refused.items())
-        print(f"  patch grid {g.grid[0]}x{g.grid[1]}, the fastest measured ({costs}{refused})")
+        print(f"  patch grid {g.grid[0]}x{g.grid[1]}, the fastest measured ({', '.join(shown_costs)}{refused})")
     for a in s.applied:
         base = f", untuned {unit(a.untuned_secs)}" if a.untuned_secs is not None else ""
         kept = "" if a.used else " (slower: InlineKernels kept)"
@@ -110,20 +131,14 @@ def _tune(args: argparse.Namespace) -> int:
     for name, why in s.skipped.items():
         reasons.setdefault(why, []).append(name)
     for why, names in reasons.items():
-        print(f"  not tuned, {why}: {len(names)} kernels ({', '.join(sorted(names)[:4])}{', ...' if len(names) > 4 else ''})")
+        more = ", ..." if len(names) > 4 else ""
+        print(f"  not tuned, {why}: {len(names)} kernels ({', '.join(sorted(names)[:4])}{more})")
     return 0
-
-
-def _positive(text: str, flag: str) -> int:
-    if not text.isdigit() or int(text) < 1:
-        raise TvmPatchError(f"{flag} {text!r}: use auto or a positive number")
-    return int(text)
 
 
 def _write_mlf(out_dir: Path) -> Path:
     """A Model Library Format-style archive: codegen sources, runtime, metadata; the same
     bytes for the same files (sorted, no times or owners), so builds stay reproducible."""
-    import tarfile
 
     def plain(info: tarfile.TarInfo) -> tarfile.TarInfo:
         info.mtime, info.uid, info.gid, info.uname, info.gname = 0, 0, 0, "", ""
@@ -139,7 +154,7 @@ def _write_mlf(out_dir: Path) -> Path:
     return tar_path
 
 
-def _read_inputs(path: str, specs: list[dict]) -> list[np.ndarray]:
+def _read_inputs(path: str, names: list[str]) -> list[np.ndarray]:
     """The arrays of an .npz for the model's inputs, by name (or in order when no name fits)."""
     where = f"--inputs {path}"
     if not Path(path).is_file():
@@ -151,7 +166,6 @@ def _read_inputs(path: str, specs: list[dict]) -> list[np.ndarray]:
     if not isinstance(data, np.lib.npyio.NpzFile):
         raise BadRunInputs(f"{where}: a single .npy array; save the inputs with numpy.savez(path, NAME=array)")
     with data:
-        names = [s["name"] for s in specs]
         try:
             arrays = {k: data[k] for k in data.files}
         except (ValueError, OSError, EOFError) as err:
@@ -165,8 +179,6 @@ def _read_inputs(path: str, specs: list[dict]) -> list[np.ndarray]:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from .run import load_report, run_compiled
-
     if not (math.isfinite(args.timeout) and args.timeout > 0):
         raise TvmPatchError(f"--timeout {args.timeout:g}: give a positive number of seconds")
     for flag, dest in (("--outputs", args.outputs), ("--report", args.report)):
@@ -175,28 +187,27 @@ def _run(args: argparse.Namespace) -> int:
     inputs = None
     report = load_report(Path(args.out))
     if args.inputs:
-        inputs = _read_inputs(args.inputs, report["inputs"])
+        inputs = _read_inputs(args.inputs, [s.name for s in report.inputs])
     elif args.fill_mode != "random":
         fill = 0 if args.fill_mode == "zeros" else 1
-        inputs = [np.full(s["shape"], fill, dtype=s["dtype"]) for s in report["inputs"]]
+        inputs = [np.full(s.shape, fill, dtype=s.dtype) for s in report.inputs]
     run = run_compiled(args.out, device=args.device, board=args.board, inputs=inputs, timeout_s=args.timeout)
     if args.outputs:
-        np.savez(args.outputs, **{o["name"]: a for o, a in zip(report["outputs"], run.outputs)})
+        np.savez(args.outputs, **{o.name: a for o, a in zip(report.outputs, run.outputs, strict=True)})
     if args.report:
-        Path(args.report).write_text(json.dumps(run.report, indent=2) + "\n")
+        Path(args.report).write_text(run.report.to_json())
     rr = run.report
     if args.print_time or not args.print_top:
-        what = (
-            f"{rr['instructions']:,} instructions (QEMU, {rr['board']})"
-            if "instructions" in rr
-            else f"{rr['host_seconds'] * 1e3:.3f} ms (host)"
-        )
-        print(f"ran {Path(rr['model']).name} on {args.device}: {what}, peak SRAM {rr['peak_sram_bytes']:,} B")
+        if rr.instructions is not None:
+            what = f"{rr.instructions:,} instructions (QEMU, {rr.board})"
+        else:
+            what = f"{rr.host_seconds * 1e3:.3f} ms (host)"
+        print(f"ran {Path(rr.model).name} on {args.device}: {what}, peak SRAM {rr.peak_sram_bytes:,} B")
     if args.print_top:
-        for o, a in zip(report["outputs"], run.outputs):
+        for o, a in zip(report.outputs, run.outputs, strict=True):
             flat = a.reshape(-1).astype(np.float64)
             top = np.argsort(-flat, kind="stable")[: args.print_top]
-            print(f"{o['name']}: " + ", ".join(f"[{i}] {a.reshape(-1)[i]}" for i in top))
+            print(f"{o.name}: " + ", ".join(f"[{i}] {a.reshape(-1)[i]}" for i in top))
     return 0
 
 
@@ -210,22 +221,41 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("-o", "--output", required=True, help="output folder OUT")
     c.add_argument("--input-shapes", help="static input shapes, e.g. 'input:[1,3,224,224]'")
     c.add_argument("--desired-layout", choices=["NCHW", "NHWC"], help="convert conv2d layouts")
-    c.add_argument("--output-format", choices=["project", "mlf"], default="project",
-                   help="project: OUT/project with a Makefile (always written); mlf: also OUT/model.tar")
-    c.add_argument("--kernels", choices=["auto", "c", "llvm"], default="auto",
-                   help="TVM codegen for the kernels (auto: llvm on Cortex-M, c on the host)")
-    c.add_argument("--pass", dest="pass_name", choices=["none", "patch"], default="none",
-                   help="patch: run the memory-heavy early layers patch by patch (MCUNetV2)")
+    c.add_argument(
+        "--output-format",
+        choices=["project", "mlf"],
+        default="project",
+        help="project: OUT/project with a Makefile (always written); mlf: also OUT/model.tar",
+    )
+    c.add_argument(
+        "--kernels",
+        choices=["auto", "c", "llvm"],
+        default="auto",
+        help="TVM codegen for the kernels (auto: llvm on Cortex-M, c on the host)",
+    )
+    c.add_argument(
+        "--pass",
+        dest="pass_name",
+        choices=["none", "patch"],
+        default="none",
+        help="patch: run the memory-heavy early layers patch by patch (MCUNetV2)",
+    )
     c.add_argument("--sram-cap", help="SRAM budget for the whole arena, e.g. 64KiB (bytes, KiB, MiB)")
     c.add_argument("--patches", default="auto", help="patch grid: auto, N or NxM")
     c.add_argument("--split", default="auto", help="layers in the patch stage: auto or K")
-    c.add_argument("--exclude-input", action="store_true",
-                   help="plan patches (and --sram-cap) for the arena without the model input, as MCUNetV2 "
-                        "counts; the built arena still holds the input and the report gives both")
+    c.add_argument(
+        "--exclude-input",
+        action="store_true",
+        help="plan patches (and --sram-cap) for the arena without the model input, as MCUNetV2 "
+        "counts; the built arena still holds the input and the report gives both",
+    )
     c.add_argument("--plot", metavar="PNG", help="draw bytes live per layer, per-layer vs patch, with the cap")
     c.add_argument("--tuning-records", metavar="JSON", help="apply `tvmc tune -o` records (same model and target)")
-    c.add_argument("--allow-nonfinite-weights", action="store_true",
-                   help="compile weights that hold NaN or Inf (refused by default)")
+    c.add_argument(
+        "--allow-nonfinite-weights",
+        action="store_true",
+        help="compile weights that hold NaN or Inf (refused by default)",
+    )
     c.add_argument("-v", "--verbose", action="store_true", help="also show TVM's own messages")
     c.set_defaults(func=_compile)
 
@@ -233,15 +263,27 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("model", help="model.onnx or model.tflite")
     t.add_argument("--target", default="cortex-m4", help=f"{TARGETS} (default cortex-m4)")
     t.add_argument("-o", "--output", required=True, help="records.json to write (continued if it exists)")
-    t.add_argument("--pass", dest="pass_name", choices=["none", "patch"], default="none",
-                   help="tune the kernels of the patch build (the patch stage itself keeps its schedule)")
+    t.add_argument(
+        "--pass",
+        dest="pass_name",
+        choices=["none", "patch"],
+        default="none",
+        help="tune the kernels of the patch build (the patch stage itself keeps its schedule)",
+    )
     t.add_argument("--sram-cap", help="SRAM budget for the whole arena; candidates over it are rejected")
-    t.add_argument("--patches", default="auto",
-                   help="with --pass patch: auto (measure the planner's grid and 1x1..4x4, keep the fastest), N or NxM")
+    t.add_argument(
+        "--patches",
+        default="auto",
+        help="with --pass patch: auto (measure the planner's grid and 1x1..4x4, keep the fastest), N or NxM",
+    )
     t.add_argument("--trials", type=int, default=64, help="measured candidates over all kernels (default 64)")
     t.add_argument("--trials-per-iter", type=int, default=8, help="candidates per search round (default 8)")
-    t.add_argument("--runner", choices=["host", "qemu"], default="host",
-                   help="host: LLVM on this machine (a quick proxy); qemu: instruction counts on the board")
+    t.add_argument(
+        "--runner",
+        choices=["host", "qemu"],
+        default="host",
+        help="host: LLVM on this machine (a quick proxy); qemu: instruction counts on the board",
+    )
     t.add_argument("--rpc-tracker", metavar="HOST:PORT", help="measure on TVM RPC servers registered at this tracker")
     t.add_argument("--rpc-key", help="the RPC servers' key")
     t.add_argument("--input-shapes", help="static input shapes, e.g. 'input:[1,3,224,224]'")
@@ -273,7 +315,7 @@ _SIGNALS = {signal.SIGINT: ("interrupted", 130), signal.SIGTERM: ("terminated", 
 
 
 def _on_signal(received: list[int]):
-    def handler(signum: int, _frame) -> None:
+    def handler(signum: int, _frame: object) -> None:
         received.append(signum)
         raise KeyboardInterrupt if signum == signal.SIGINT else Terminated(signum)
 

@@ -8,15 +8,13 @@ it was, so an op none of them knows stays in the frontend's float form: correct,
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
-
 import tvm
 
 from .passes.int8_activation import IntegerActivations
 from .passes.int8_conv import IntegerConvDense
 from .passes.int8_elementwise import IntegerElementwise
 from .passes.int8_pool import IntegerPooling
+from .passes.qdq import Graph
 
 
 def lower_int8(mod: tvm.IRModule, semantics: str | None = None) -> tvm.IRModule:
@@ -41,32 +39,11 @@ def lower_int8(mod: tvm.IRModule, semantics: str | None = None) -> tvm.IRModule:
 
 
 def quantization_semantics(mod: tvm.IRModule) -> str:
-    """"onnx" or "tflite", from how the frontend wrote the zero points: TVM's ONNX frontend
+    """ "onnx" or "tflite", from how the frontend wrote the zero points: TVM's ONNX frontend
     keeps the model's int8/uint8 zero-point constants, its TFLite frontend writes int32 ones."""
-    from .passes.qdq import Graph
-
     for value in Graph(mod["main"]).value.values():
         name = getattr(getattr(value, "op", None), "name", "")
         zero_point_dtype = str(value.args[2].ty.dtype) if name in ("relax.quantize", "relax.dequantize") else ""
         if zero_point_dtype in ("int8", "uint8"):
             return "onnx"
     return "tflite"
-
-
-# TVM's TFLite frontend refuses quantized ops outside its list, including these, although their
-# converters only move int8 values (PAD/PADV2 pad with the input's zero point or the given
-# quantized constant; TRANSPOSE is a permute_dims of the int8 tensor).
-TFLITE_BYTE_MOVES = frozenset({"PAD", "PADV2", "TRANSPOSE"})
-
-
-@contextmanager
-def tflite_byte_moves() -> Iterator[None]:
-    """Let the TFLite frontend import quantized PAD / PADV2 / TRANSPOSE while in this block."""
-    from tvm.relax.frontend.tflite.tflite_frontend import OperatorConverter
-
-    known = OperatorConverter._SUPPORTED_QUANTIZED_OPS
-    OperatorConverter._SUPPORTED_QUANTIZED_OPS = known | TFLITE_BYTE_MOVES
-    try:
-        yield
-    finally:
-        OperatorConverter._SUPPORTED_QUANTIZED_OPS = known

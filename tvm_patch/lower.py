@@ -1,64 +1,41 @@
-"""Lower an imported Relax module to a flat program: kernels (PrimFuncs) + a call sequence.
+"""Lower an imported Relax module to a program: kernels (PrimFuncs) and the graph of calls.
 
-The program is what the C emitter and the arena planner work on: a list of kernel calls in
-order, each naming its argument tensors, and a table of every tensor (model inputs,
-intermediates, outputs and constant weights).
+The graph (tvm_patch_core.graph) is what the planners and the C emitter read: the kernel
+calls in order, each naming its argument tensors by id, and a table of every tensor (model
+inputs, intermediates, outputs and constant weights).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass, field, replace
-from typing import Any
+from dataclasses import dataclass, replace
 
 import numpy as np
 import tvm
 from tvm import relax, tirx
 
-from .errors import DynamicShapeError, UnsupportedOperator
-from .passes.group_kernels import GroupKernels, shape_bytes
+from tvm_patch_core.errors import DynamicShapeError, UnsupportedOperator
+from tvm_patch_core.graph import Call, Graph, Tensor, TensorKind
+from tvm_patch_core.stage import StageInfo
+
+from .passes.group_kernels import GroupKernels
 from .passes.inline_kernels import InlineKernels
 
 
 @dataclass(frozen=True)
-class Tensor:
-    name: str  # program-internal id, by kind and index: in0.., t0.., w0.. (safe as a C identifier)
-    shape: tuple[int, ...]
-    dtype: str
-    kind: str  # "input" | "activation" | "weight"
-    data: np.ndarray | None = None  # weights only
-    label: str = ""  # the Relax variable it came from (for people: comments, reports)
-
-    @property
-    def nbytes(self) -> int:
-        return shape_bytes(self.shape, self.dtype)
-
-
-@dataclass(frozen=True)
-class KernelCall:
-    kernel: str  # PrimFunc global symbol
-    inputs: tuple[str, ...]  # tensor names, in argument order
-    outputs: tuple[str, ...]
-
-
-@dataclass(frozen=True)
 class Program:
+    """The graph (tensors and calls, tvm_patch_core.graph) with the TVM modules behind it."""
+
+    graph: Graph
     kernels: tvm.IRModule  # PrimFuncs only, each with its global_symbol
-    calls: tuple[KernelCall, ...]
-    tensors: dict[str, Tensor]
-    inputs: tuple[str, ...]
-    outputs: tuple[str, ...]
     grouped: tvm.IRModule  # the Relax module after GroupKernels (for the layer graph)
     lowered: tvm.IRModule  # after FuseTIR + InlineKernels: `main` calls the kernels
     fused: tvm.IRModule | None = None  # the same kernels before InlineKernels (what `tvmc tune` tunes)
-    stage: Any = None  # a patch_stage.PatchStage when the first call is a patch stage
-    inplace: dict[str, str] = field(default_factory=dict)  # output tensor -> the input it overwrites
-    inplace_temp: dict[str, int] = field(default_factory=dict)  # output -> its one-channel temp bytes
+    stage: StageInfo | None = None  # when the first call is the patch stage
 
 
-def lower_to_program(mod: tvm.IRModule, stages: Sequence[Sequence[str]] = ()) -> Program:
+def lower_to_program(mod: tvm.IRModule) -> Program:
     """Group, legalize, fuse and schedule; then read the call sequence off `main`."""
-    grouped = GroupKernels(stages)(mod)
+    grouped = GroupKernels()(mod)
     legal = relax.transform.LegalizeOps()(grouped)  # high-level ops -> call_tir of TIR
     _refuse_unlowered(legal)
     fused = tvm.transform.Sequential(
@@ -70,11 +47,10 @@ def lower_to_program(mod: tvm.IRModule, stages: Sequence[Sequence[str]] = ()) ->
         ]
     )(legal)
     # MetaSchedule cannot re-schedule InlineKernels' output ("loops are not in a chain"), so the
-    # tuner starts from the kernels as FuseTIR left them (InlineKernels updates `fused` in place).
-    unscheduled = {gv.name_hint: f for gv, f in fused.functions.items() if isinstance(f, tirx.PrimFunc)}
+    # tuner starts from the kernels as FuseTIR left them.
     lowered = InlineKernels()(fused)  # no full-size temporaries inside kernels
     program = read_program(lowered, grouped)
-    kept = {gv: unscheduled[gv.name_hint].with_attr("global_symbol", gv.name_hint) for gv in program.kernels.functions}
+    kept = {gv: fused[gv.name_hint].with_attr("global_symbol", gv.name_hint) for gv in program.kernels.functions}
     return replace(program, fused=tvm.IRModule(kept))
 
 
@@ -105,9 +81,9 @@ def read_program(mod: tvm.IRModule, grouped: tvm.IRModule) -> Program:
     alias: dict[relax.Var, tuple[str, ...]] = {}
     for i, p in enumerate(main.params):
         name = f"in{i}"
-        tensors[name] = _tensor(name, p.ty, "input", p.name)
+        tensors[name] = _tensor(name, p.ty, TensorKind.INPUT, p.name)
         alias[p] = (name,)
-    calls: list[KernelCall] = []
+    calls: list[Call] = []
     used_kernels: set[str] = set()
     weight_names: dict[tvm.ir.Constant, str] = {}
     produced = 0
@@ -121,7 +97,7 @@ def read_program(mod: tvm.IRModule, grouped: tvm.IRModule) -> Program:
                 return weight_names[arg]
             name = weight_names[arg] = f"w{len(weight_names)}"
             data = arg.value.numpy() if hasattr(arg.value, "numpy") else np.asarray(arg.value)
-            tensors[name] = Tensor(name, tuple(data.shape), str(data.dtype), "weight", data, name)
+            tensors[name] = Tensor(name, tuple(data.shape), str(data.dtype), TensorKind.WEIGHT, name, data)
             return name
         raise UnsupportedOperator(f"cannot pass {type(arg).__name__} to a kernel: {arg}")
 
@@ -139,10 +115,10 @@ def read_program(mod: tvm.IRModule, grouped: tvm.IRModule) -> Program:
                 for k, ty in enumerate(out_tys):
                     name, produced = f"t{produced}", produced + 1
                     label = b.var.name if len(out_tys) == 1 else f"{b.var.name}_{k}"
-                    tensors[name] = _tensor(name, ty, "activation", label)
+                    tensors[name] = _tensor(name, ty, TensorKind.ACTIVATION, label)
                     outs.append(name)
                 alias[b.var] = tuple(outs)
-                calls.append(KernelCall(kernel, ins, tuple(outs)))
+                calls.append(Call(kernel, ins, tuple(outs)))
                 used_kernels.add(kernel)
             elif isinstance(v, relax.TupleGetItem) and isinstance(v.tuple_value, relax.Var):
                 alias[b.var] = (alias[v.tuple_value][v.index],)
@@ -156,15 +132,8 @@ def read_program(mod: tvm.IRModule, grouped: tvm.IRModule) -> Program:
     for gv, func in mod.functions.items():
         if isinstance(func, tirx.PrimFunc) and gv.name_hint in used_kernels:
             prims[gv] = func.with_attr("global_symbol", gv.name_hint)
-    return Program(
-        kernels=tvm.IRModule(prims),
-        calls=tuple(calls),
-        tensors=tensors,
-        inputs=tuple(f"in{i}" for i in range(len(main.params))),
-        outputs=outputs,
-        grouped=grouped,
-        lowered=mod,
-    )
+    graph = Graph(tensors, tuple(calls), tuple(f"in{i}" for i in range(len(main.params))), outputs)
+    return Program(graph=graph, kernels=tvm.IRModule(prims), grouped=grouped, lowered=mod)
 
 
 def _result_vars(expr: relax.Expr) -> list[relax.Var]:
@@ -173,7 +142,7 @@ def _result_vars(expr: relax.Expr) -> list[relax.Var]:
     return [expr]
 
 
-def _tensor(name: str, ty, kind: str, label: str) -> Tensor:
+def _tensor(name: str, ty: relax.TensorType, kind: TensorKind, label: str) -> Tensor:
     shape = getattr(ty, "shape", None)
     if shape is None or not hasattr(shape, "values"):
         raise DynamicShapeError(f"tensor {label!r} has no static shape ({ty})")
@@ -182,4 +151,4 @@ def _tensor(name: str, ty, kind: str, label: str) -> Tensor:
         if not isinstance(d, tvm.tirx.IntImm):
             raise DynamicShapeError(f"tensor {label!r} has a dynamic shape {shape}")
         dims.append(int(d))
-    return Tensor(name, tuple(dims), str(ty.dtype), kind, label=label)
+    return Tensor(name, tuple(dims), str(ty.dtype), kind, label)

@@ -4,28 +4,34 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .layers import Layer
-from .liveness import program_buffers, step_workspaces
-from .lower import Program
+from tvm_patch_core import liveness
+from tvm_patch_core.graph import Graph
+from tvm_patch_core.inplace_rules import choose_inplace, with_inplace
+
+from .rewrite import Lowered
+from .targets.build import Built
 
 
-def live_bytes(program: Program, kernel_ws: dict[str, int]) -> list[int]:
-    """Bytes of all arena buffers live at each layer (a patch stage is one kernel call: each
-    of its layers shows the stage's bytes, its scratch pool included)."""
-    buffers = program_buffers(program, step_workspaces(program, kernel_ws))
-    steps = max(b.last for b in buffers) + 1
-    live = [sum(b.size for b in buffers if b.first <= i <= b.last) for i in range(steps)]
-    if program.stage is not None:
-        live[:1] = live[:1] * len(program.stage.plan.stage)
+def layer_profile(graph: Graph, kernel_ws: dict[str, int], stage_layers: int = 0) -> list[int]:
+    """Bytes of all arena buffers live at each layer (a patch stage is one call: each of its
+    layers shows the stage's bytes, its scratch pool included)."""
+    live = liveness.live_bytes(graph, liveness.step_workspaces(graph, kernel_ws))
+    if stage_layers:
+        live[:1] = live[:1] * stage_layers
     return live
 
 
-def plot_profile(path: Path, layers: list[Layer], per_layer: list[int], patched: list[int] | None,
-                 cap: int | None, title: str) -> Path:
+def plot_profile(path: Path, lowered: Lowered, built: Built, cap: int | None, title: str) -> Path:
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+
+    ws = built.kernels.workspace
+    per_layer_graph = with_inplace(lowered.per_layer.graph, choose_inplace(lowered.per_layer.graph, lowered.layers))
+    per_layer = layer_profile(per_layer_graph, ws)
+    stage = lowered.program.stage
+    patched = layer_profile(lowered.program.graph, ws, len(stage.plan.stage)) if stage is not None else None
 
     fig, ax = plt.subplots(figsize=(10, 4.2), dpi=120)
     x = range(len(per_layer))

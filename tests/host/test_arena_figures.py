@@ -8,7 +8,7 @@ from __future__ import annotations
 import pytest
 
 from tests.conftest import mlperf_model
-from tvm_patch.baselines import relax_static_plan_bytes
+from tests.reference.relax_plan import relax_static_plan_bytes
 
 # TFLite Micro's planner on vww_96_int8 ("Arena allocation head", tflite-micro from PyPI;
 # `python bench/arena.py`, and ../shared/DESIGN.md).
@@ -31,20 +31,20 @@ EXPECTED_ARENA = {  # bytes of `tvmp_arena` in the cortex-m4 ELF, today
 @pytest.mark.parametrize("name", sorted(EXPECTED_ARENA))
 def test_arena_bytes(name, compiled):
     report = compiled(mlperf_model(name), target="cortex-m4").report
-    assert report["peak_sram_bytes"] == EXPECTED_ARENA[name]
-    assert report["peak_sram_bytes"] <= 1.02 * report["lower_bound_bytes"]
+    assert report.peak_sram_bytes == EXPECTED_ARENA[name]
+    assert report.peak_sram_bytes <= 1.02 * report.lower_bound_bytes
 
 
 @pytest.mark.slow
 def test_vww_int8_beats_tflite_micro_and_meets_the_bound(compiled):
     report = compiled(mlperf_model("vww_96_int8.tflite"), target="cortex-m4").report
-    assert report["lower_bound_bytes"] == VWW_INT8_LIVE_PEAK
-    assert report["peak_sram_bytes"] < TFLM_VWW_INT8_HEAD
-    assert report["peak_sram_bytes"] <= 1.02 * VWW_INT8_LIVE_PEAK
+    assert report.lower_bound_bytes == VWW_INT8_LIVE_PEAK
+    assert report.peak_sram_bytes < TFLM_VWW_INT8_HEAD
+    assert report.peak_sram_bytes <= 1.02 * VWW_INT8_LIVE_PEAK
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("name", sorted(EXPECTED_ARENA))
 def test_never_worse_than_relax_static_plan(name, compiled):
     model = mlperf_model(name)
-    assert compiled(model, target="cortex-m4").report["peak_sram_bytes"] <= relax_static_plan_bytes(model)
+    assert compiled(model, target="cortex-m4").report.peak_sram_bytes <= relax_static_plan_bytes(model)

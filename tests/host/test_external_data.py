@@ -7,9 +7,9 @@ import pytest
 
 from tests.models import tiny
 from tvm_patch.compile import compile_model
-from tvm_patch.errors import ModelLoadError
-from tvm_patch.options import CompileOptions
 from tvm_patch.run import run_compiled
+from tvm_patch_core.errors import ModelLoadError
+from tvm_patch_core.options import CompileOptions
 
 
 def test_external_data_beside_the_model_from_another_cwd(tmp_path, monkeypatch):
@@ -33,7 +33,7 @@ def test_external_data_outside_the_folder_is_refused(tmp_path, location):
     models.mkdir()
     (tmp_path / "secret.data").write_bytes(b"\0" * 432)
     path = tiny.with_external_weight(models / "m.onnx", location, data_file=tmp_path / "secret.data")
-    with pytest.raises(ModelLoadError, match="outside the model's folder|not a file name inside"):
+    with pytest.raises(ModelLoadError, match=r"outside the model's folder|not a file name inside"):
         compile_model(path, tmp_path / "out", CompileOptions(target="host"))
     assert not (tmp_path / "out").exists()
 
@@ -51,8 +51,8 @@ def test_external_data_through_a_symlink_out_is_refused(tmp_path):
 def test_missing_or_short_external_data_is_named(tmp_path):
     path = tiny.with_external_weight(tmp_path / "m.onnx", "m.data")
     (tmp_path / "m.data").write_bytes(b"\0" * 10)
-    with pytest.raises(ModelLoadError, match="'W'.*does not match"):
+    with pytest.raises(ModelLoadError, match=r"'W'.*does not match"):
         compile_model(path, tmp_path / "out", CompileOptions(target="host"))
     (tmp_path / "m.data").unlink()
-    with pytest.raises(ModelLoadError, match="'W'.*does not exist"):
+    with pytest.raises(ModelLoadError, match=r"'W'.*does not exist"):
         compile_model(path, tmp_path / "out", CompileOptions(target="host"))

@@ -1,4 +1,4 @@
-"""tvm_patch.fixed_point computes what TFLite Micro computes, op by op, byte for byte.
+"""tvm_patch_core.fixed_point computes what TFLite Micro computes, op by op, byte for byte.
 
 Each case builds a one-op int8 TFLite model (tests/tflite_ops.py), runs it in TFLite Micro
 (the oracle, in a subprocess) and compares with the numpy arithmetic the integer passes bake
@@ -13,7 +13,7 @@ import pytest
 
 from tests import tflite_ops as ops
 from tests.tflite_ops import Q, run_tflm
-from tvm_patch import fixed_point as fp
+from tvm_patch_core import fixed_point as fp
 
 ALL_INT8 = np.arange(-128, 128, dtype=np.int8).reshape(1, 256)
 SCALES = (0.0007, 0.0039, 0.011, 0.05, 0.19, 0.6)  # input scales spanning the MLPerf models' range
@@ -23,13 +23,9 @@ SCALES = (0.0007, 0.0039, 0.011, 0.05, 0.19, 0.6)  # input scales spanning the M
 @pytest.mark.parametrize("zp", (-128, -3, 40))
 def test_logistic_and_tanh_tables(scale, zp, tmp_path):
     """Every int8 input of LOGISTIC and TANH: the gemmlowp fixed-point tables."""
-    got = run_tflm(
-        ops.unary("LOGISTIC", (1, 256), Q(scale, zp), Q(1 / 256, -128)), [ALL_INT8], tmp_path
-    )[0]
+    got = run_tflm(ops.unary("LOGISTIC", (1, 256), Q(scale, zp), Q(1 / 256, -128)), [ALL_INT8], tmp_path)[0]
     np.testing.assert_array_equal(got[0], fp.logistic_table(scale, zp))
-    got = run_tflm(ops.unary("TANH", (1, 256), Q(scale, zp), Q(1 / 128, 0)), [ALL_INT8], tmp_path)[
-        0
-    ]
+    got = run_tflm(ops.unary("TANH", (1, 256), Q(scale, zp), Q(1 / 128, 0)), [ALL_INT8], tmp_path)[0]
     np.testing.assert_array_equal(got[0], fp.tanh_table(scale, zp))
 
 
@@ -73,9 +69,7 @@ def test_add_sub(op, activation, tmp_path):
     for q1, q2, qo in cases:
         a = rng.integers(-128, 128, size=(4, 64), dtype=np.int8)
         b = rng.integers(-128, 128, size=(4, 64), dtype=np.int8)
-        got = run_tflm(
-            ops.binary(op, a.shape, b.shape, Q(*q1), Q(*q2), Q(*qo), activation), [a, b], tmp_path
-        )[0]
+        got = run_tflm(ops.binary(op, a.shape, b.shape, Q(*q1), Q(*q2), Q(*qo), activation), [a, b], tmp_path)[0]
         params = (fp.add_params if op == "ADD" else fp.sub_params)(q1[0], q2[0], qo[0])
         lo, hi = fp.activation_range(activation, qo[0], qo[1])
         want = fp.add_int8(a, b, q1[1], q2[1], qo[1], params, lo, hi, sign=1 if op == "ADD" else -1)
@@ -132,9 +126,7 @@ def test_conv_per_channel_double_rounding(activation, tmp_path):
     w_scales = rng.uniform(0.002, 0.02, size=16).astype(np.float32)
     bias = rng.integers(-3000, 3000, size=16, dtype=np.int32)
     qx, qy = (0.0315, -5), (0.2, 0 if activation == "none" else -60)
-    model = ops.conv2d(
-        x.shape, w, w_scales, bias, Q(*qx), Q(*qy), stride=(2, 2), activation=activation
-    )
+    model = ops.conv2d(x.shape, w, w_scales, bias, Q(*qx), Q(*qy), stride=(2, 2), activation=activation)
     got = run_tflm(model, [x], tmp_path)[0]
     # SAME on 9 with stride 2: 5 outputs, (5 - 1) * 2 + 3 - 9 = 2 rows of padding, 1 on top
     want = _conv_ref(x, w, bias, qx, w_scales, qy, (2, 2), (1, 1, 1, 1), activation=activation)
@@ -161,9 +153,7 @@ def test_single_rounding_is_not_what_tflm_runs(tmp_path):
     )[0]
     acc = x.astype(np.int64) @ w[:, 0, 0, :].T.astype(np.int64)
     m, s = fp.conv_multipliers(0.03, w_scales[:1], 0.1)
-    single = np.clip(
-        fp.multiply_by_quantized_multiplier_single_rounding(acc, m[0], s[0]), -128, 127
-    )
+    single = np.clip(fp.multiply_by_quantized_multiplier_single_rounding(acc, m[0], s[0]), -128, 127)
     double = np.clip(fp.multiply_by_quantized_multiplier(acc, m[0], s[0]), -128, 127)
     np.testing.assert_array_equal(got, double)
     assert (got != single).any(), "this input does not separate the variants; pick another"
@@ -191,9 +181,7 @@ def test_average_pool_rounding(size, stride, padding, tmp_path):
     rng = np.random.default_rng(9)
     shape = (1, 25, 5, 8) if size == (25, 5) else (1, 8, 8, 4)
     x = rng.integers(-128, 128, size=shape, dtype=np.int8)
-    got = run_tflm(
-        ops.pool2d("AVERAGE_POOL_2D", shape, Q(0.05, -3), size, stride, padding), [x], tmp_path
-    )[0]
+    got = run_tflm(ops.pool2d("AVERAGE_POOL_2D", shape, Q(0.05, -3), size, stride, padding), [x], tmp_path)[0]
     _, h, w, _ = shape
     oh, ow = got.shape[1:3]
     ph = max((oh - 1) * stride[0] + size[0] - h, 0) // 2
@@ -202,16 +190,12 @@ def test_average_pool_rounding(size, stride, padding, tmp_path):
     for i in range(oh):
         for j in range(ow):
             y0, x0 = i * stride[0] - ph, j * stride[1] - pw
-            win = x[:, max(y0, 0) : min(y0 + size[0], h), max(x0, 0) : min(x0 + size[1], w)].astype(
-                np.int64
-            )
+            win = x[:, max(y0, 0) : min(y0 + size[0], h), max(x0, 0) : min(x0 + size[1], w)].astype(np.int64)
             want[:, i, j] = fp.average_pool_round(win.sum(axis=(1, 2)), win.shape[1] * win.shape[2])
     np.testing.assert_array_equal(got, np.clip(want, -128, 127))
 
 
-@pytest.mark.parametrize(
-    "shape,axes", [((1, 16, 16, 32), (1, 2)), ((1, 17, 9, 32), (1, 2)), ((1, 6, 6, 128), (1, 2))]
-)
+@pytest.mark.parametrize("shape,axes", [((1, 16, 16, 32), (1, 2)), ((1, 17, 9, 32), (1, 2)), ((1, 6, 6, 128), (1, 2))])
 def test_mean(shape, axes, tmp_path):
     """MEAN: int32 sum minus zp * count, one multiplier with 1/count folded in."""
     rng = np.random.default_rng(10)

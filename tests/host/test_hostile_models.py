@@ -12,12 +12,19 @@ import pytest
 
 from tests.models import tiny
 from tvm_patch.compile import compile_model
-from tvm_patch.options import CompileOptions
 from tvm_patch.run import run_compiled
+from tvm_patch_core.options import CompileOptions
 
 MARK = "tvmp_pwned_marker"
-OUR_INCLUDES = {"stdint.h", "string.h", "dlpack/dlpack.h", "tvm/ffi/c_api.h", "tvmp_runtime.h", "tvmp_model.h",
-                "tvmgen_m.h"}
+OUR_INCLUDES = {
+    "stdint.h",
+    "string.h",
+    "dlpack/dlpack.h",
+    "tvm/ffi/c_api.h",
+    "tvmp_runtime.h",
+    "tvmp_model.h",
+    "tvmgen_m.h",
+}
 
 NAMES = {
     # Preprocessor and C lines: before the fix they compiled (rc 0) and ran on `tvmc run`.
@@ -55,7 +62,7 @@ def test_hostile_input_name_compiles_and_computes_the_model(tmp_path, case):
     want = tiny.reference(path, [x])[0]
     np.testing.assert_allclose(got[0], want, rtol=1e-5, atol=1e-5)
     assert not (tmp_path / MARK).exists(), "the payload ran"
-    assert built.report["inputs"][0]["name"] == name  # people still see the model's own name
+    assert built.report.inputs[0].name == name  # people still see the model's own name
     for src in (built.out_dir / "src").glob("*.[ch]"):
         text = src.read_text()
         assert "system(" not in text and "/etc/hostname" not in text, src.name
@@ -71,8 +78,8 @@ def test_names_that_collide_after_sanitizing_stay_two_inputs(tmp_path):
     xs = [rng.standard_normal((1, 3, 8, 8)).astype("float32") for _ in range(3)]
     built, got = _run(path, tmp_path / "out", xs)
     np.testing.assert_allclose(got[0], tiny.reference(path, xs)[0], rtol=1e-5, atol=1e-5)
-    assert [i["name"] for i in built.report["inputs"]] == ["a-b", "a_b", "a b"]
-    assert len({i["tensor"] for i in built.report["inputs"]}) == 3
+    assert [i.name for i in built.report.inputs] == ["a-b", "a_b", "a b"]
+    assert len({i.tensor for i in built.report.inputs}) == 3
 
 
 def test_hostile_name_on_cortex_m_project_has_no_payload(tmp_path):

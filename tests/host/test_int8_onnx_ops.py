@@ -14,13 +14,13 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import onnx
 import pytest
 import tvm
+from onnx import TensorProto, helper, numpy_helper
 from tvm import relax
 
-onnx = pytest.importorskip("onnx")
 ort = pytest.importorskip("onnxruntime")
-from onnx import TensorProto, helper, numpy_helper
 
 RNG = np.random.default_rng(0)
 Y_SCALE, Y_ZP = 0.037, -15
@@ -97,9 +97,7 @@ def _conv_nodes(cin: int, cout: int, group: int, per_channel: bool):
     return nodes, inits
 
 
-@pytest.mark.parametrize(
-    "cin,cout,group,per_channel", [(16, 32, 1, False), (16, 32, 1, True), (32, 32, 32, False)]
-)
+@pytest.mark.parametrize("cin,cout,group,per_channel", [(16, 32, 1, False), (16, 32, 1, True), (32, 32, 32, False)])
 def test_conv_equals_qlinearconv(tmp_path, cin, cout, group, per_channel):
     """QLinearConv requantizes float32(acc) * float32(x_s * w_s / y_s) ties to even; the
     integer form applies that float32 scale exactly: same bytes."""
@@ -128,9 +126,7 @@ def test_add_and_mul_within_one_lsb(tmp_path, op):
     with the exact float32 ratios differs at near-ties, by one LSB."""
     shape = [1, 8, 16, 16]
     ins = {"a": (0.037, -15, shape), "b": (0.044, -26, shape)}
-    model = _model(
-        tmp_path / f"{op}.onnx", ins, [helper.make_node(op, ["da", "db"], ["y"])], [], shape
-    )
+    model = _model(tmp_path / f"{op}.onnx", ins, [helper.make_node(op, ["da", "db"], ["y"])], [], shape)
     diff = _lsb(model, {"a": (-3, 3, shape), "b": (-3, 3, shape)})
     assert diff.max() <= 1.0001  # one LSB (the outputs are dequantized floats)
     assert (diff > 0.5).mean() < 0.02  # measured on Add: 64 of 6,144 values (1%); Mul: 1 of 18,432

@@ -114,9 +114,7 @@ def test_fully_connected(tmp_path, per_channel):
     w = RNG.integers(-127, 128, (12, 64)).astype(np.int8)
     scales = RNG.uniform(0.005, 0.01, 12).astype(np.float32) if per_channel else np.float32(0.00838)
     bias = RNG.integers(-2000, 2000, 12).astype(np.int32)
-    check(
-        ops.fully_connected(x.shape, w, scales, bias, Q(0.0802, -128), Q(0.1447, 14)), [x], tmp_path
-    )
+    check(ops.fully_connected(x.shape, w, scales, bias, Q(0.0802, -128), Q(0.1447, 14)), [x], tmp_path)
 
 
 @pytest.mark.parametrize(

@@ -21,9 +21,7 @@ from tests.reference.tflm import random_inputs, tflm_outputs_many
 from tvm_patch.run import run_compiled
 
 SEEDS = range(5)
-INT8_MODELS = [
-    MLPERF_TINY / f"{n}.tflite" for n in ("vww_96_int8", "kws_ref_model", "pretrainedResnet_quant")
-]
+INT8_MODELS = [MLPERF_TINY / f"{n}.tflite" for n in ("vww_96_int8", "kws_ref_model", "pretrainedResnet_quant")]
 INT8_MODELS += sorted((REPO / "tests" / "data" / "models").glob("*.tflite"))
 IDS = [p.stem for p in INT8_MODELS]
 # issue 10's flash target for vww_96_int8 on cortex-m4 (TFLM's reference kernels: 465,980 B)
@@ -56,9 +54,7 @@ def assert_equals_tflm(out_dir: Path, model: Path) -> None:
     want = tflm_outputs_many(model, inputs)
     for seed, x, w in zip(SEEDS, inputs, want, strict=True):
         got = run_compiled(out_dir, device="host", inputs=x).outputs[0]
-        np.testing.assert_array_equal(
-            as_tflm(got, w[0]), w[0], err_msg=f"{model.name}, seed {seed}"
-        )
+        np.testing.assert_array_equal(as_tflm(got, w[0]), w[0], err_msg=f"{model.name}, seed {seed}")
 
 
 @pytest.mark.parametrize("model", INT8_MODELS, ids=IDS)
@@ -75,9 +71,7 @@ def test_no_float_left_in_the_lowered_model(model):
         for a in getattr(b.value, "args", []):
             fields = a.fields if isinstance(a, relax.Tuple) else [a]
             floats += [
-                str(f.ty)
-                for f in fields
-                if isinstance(f, tvm.ir.Constant) and str(f.ty.dtype).startswith("float")
+                str(f.ty) for f in fields if isinstance(f, tvm.ir.Constant) and str(f.ty.dtype).startswith("float")
             ]
     assert not floats, f"{model.name}: float values or constants left: {floats[:5]}"
 
@@ -95,25 +89,15 @@ def test_vww_int8_flash_and_rodata(compiled):
     """flash <= 400,000 B on cortex-m4, and rodata is the int8 weights, the int32
     [bias; multiplier; shift] tables and lookup tables, plus a stated overhead per constant."""
     result = compiled(model_path(MLPERF_TINY / "vww_96_int8.tflite"), target="cortex-m4")
-    assert result.report["flash_bytes"] <= VWW_FLASH_LIMIT, result.report["flash_bytes"]
+    assert result.report.flash_bytes <= VWW_FLASH_LIMIT, result.report.flash_bytes
     from tvm_patch.targets.toolchain import elf_sizes
 
     src = result.out_dir / "src"
     weights = next(src.glob("tvmgen_*_weights.c")).read_text()
     calls = next(p for p in src.glob("tvmgen_*.c") if not p.name.endswith("_weights.c")).read_text()
-    consts = [
-        int(n) for n in re.findall(r"/\* w\d+: [a-z0-9]+\[[^\]]*\], (\d+) bytes \*/", weights)
-    ]
+    consts = [int(n) for n in re.findall(r"/\* w\d+: [a-z0-9]+\[[^\]]*\], (\d+) bytes \*/", weights)]
     tensors = calls.count("static const DLTensor t_")
-    arguments = sum(
-        len(a.split(","))
-        for a in re.findall(r"static const DLTensor\* const a\[\] = \{([^}]*)\}", calls)
-    )
-    bound = (
-        tensors * DESCRIPTOR_BYTES
-        + len(consts) * ALIGNMENT_BYTES
-        + 4 * arguments
-        + RUNTIME_RODATA_BYTES
-    )
+    arguments = sum(len(a.split(",")) for a in re.findall(r"static const DLTensor\* const a\[\] = \{([^}]*)\}", calls))
+    bound = tensors * DESCRIPTOR_BYTES + len(consts) * ALIGNMENT_BYTES + 4 * arguments + RUNTIME_RODATA_BYTES
     overhead = elf_sizes(result.elf)["rodata"] - sum(consts)
     assert 0 < overhead <= bound, (overhead, bound, tensors, len(consts), arguments)

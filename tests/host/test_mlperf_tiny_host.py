@@ -31,7 +31,7 @@ def test_host_matches_relax_vm_and_tflite(name, compiled, relax_vm, record_prope
     report = result.report
     inputs = model_inputs(report)
     run = run_compiled(result.out_dir, device="host", inputs=inputs)
-    dtype = report["outputs"][0]["dtype"]
+    dtype = report.outputs[0].dtype
     if np.dtype(dtype).kind == "f":
         assert_matches(run.outputs[0], relax_vm(model, inputs)[0], dtype, f"{name} host vs Relax VM")
     else:

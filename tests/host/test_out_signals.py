@@ -13,14 +13,18 @@ from pathlib import Path
 import pytest
 
 from tests.models import tiny
-from tvm_patch.outdir import MARKER
+from tvm_patch_core.outdir import MARKER
 
 TVMC = str(Path(sys.executable).parent / "tvmc")
 
 
 def _start(model: Path, out: Path) -> subprocess.Popen:
-    return subprocess.Popen([TVMC, "compile", str(model), "--target", "cortex-m4", "-o", str(out)],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    return subprocess.Popen(
+        [TVMC, "compile", str(model), "--target", "cortex-m4", "-o", str(out)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
 
 
 def _wait_for_staging(out: Path, proc: subprocess.Popen, timeout: float = 120) -> Path:
@@ -59,8 +63,12 @@ def test_interrupted_compile_cleans_up(model, tmp_path, sig, rc):
 @pytest.mark.slow
 def test_interrupted_recompile_keeps_the_previous_out(model, tmp_path):
     out = tmp_path / "out"
-    assert subprocess.run([TVMC, "compile", str(model), "--target", "host", "-o", str(out)],
-                          capture_output=True, check=False).returncode == 0
+    assert (
+        subprocess.run(
+            [TVMC, "compile", str(model), "--target", "host", "-o", str(out)], capture_output=True, check=False
+        ).returncode
+        == 0
+    )
     before = sorted(p.name for p in out.iterdir())
     proc = _start(model, out)
     _wait_for_staging(out, proc)
@@ -78,7 +86,8 @@ def test_killed_compile_is_cleaned_by_the_next(model, tmp_path):
     os.kill(proc.pid, signal.SIGKILL)
     proc.communicate(timeout=60)
     assert staging.exists()  # SIGKILL cannot be handled
-    done = subprocess.run([TVMC, "compile", str(model), "--target", "host", "-o", str(out)],
-                          capture_output=True, text=True, check=False)
+    done = subprocess.run(
+        [TVMC, "compile", str(model), "--target", "host", "-o", str(out)], capture_output=True, text=True, check=False
+    )
     assert done.returncode == 0, done.stderr
     assert not staging.exists() and _leftovers(tmp_path) == [] and (out / MARKER).is_file()

@@ -14,14 +14,33 @@ from tvm_patch.cli import main
 def test_cap_is_honoured_and_report_has_the_patch_fields(tmp_path, capsys):
     out = tmp_path / "out"
     # 40 KiB: below the per-layer arena of vww_96_int8 (55,296 B), above the best patch plans.
-    rc = main(["compile", str(mlperf_model("vww_96_int8.tflite")), "--target", "host", "--pass", "patch",
-               "--sram-cap", "40KiB", "--plot", str(tmp_path / "profile.png"), "-o", str(out)])
+    rc = main(
+        [
+            "compile",
+            str(mlperf_model("vww_96_int8.tflite")),
+            "--target",
+            "host",
+            "--pass",
+            "patch",
+            "--sram-cap",
+            "40KiB",
+            "--plot",
+            str(tmp_path / "profile.png"),
+            "-o",
+            str(out),
+        ]
+    )
     assert rc == 0, capsys.readouterr().err
     assert (tmp_path / "profile.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     r = json.loads((out / "report.json").read_text())
     assert r["schedule"] == "patch"
     assert r["peak_sram_bytes"] <= 40 * 1024 < r["layer_peak_sram_bytes"]
-    for key in ("layer_macs", "peak_sram_bytes_excl_input", "layer_peak_sram_bytes_excl_input", "predicted_peak_sram_bytes"):
+    for key in (
+        "layer_macs",
+        "peak_sram_bytes_excl_input",
+        "layer_peak_sram_bytes_excl_input",
+        "predicted_peak_sram_bytes",
+    ):
         assert key in r, key
     stage = r["patch_stages"][0]
     assert stage["layers"] and stage["grid"] and stage["tiles_h"] and stage["tiles_w"]
@@ -30,8 +49,20 @@ def test_cap_is_honoured_and_report_has_the_patch_fields(tmp_path, capsys):
 
 def test_impossible_cap_is_one_line_with_the_numbers(tmp_path, capsys):
     out = tmp_path / "out"
-    rc = main(["compile", str(mlperf_model("kws_ref_model.tflite")), "--target", "host", "--pass", "patch",
-               "--sram-cap", "1KiB", "-o", str(out)])
+    rc = main(
+        [
+            "compile",
+            str(mlperf_model("kws_ref_model.tflite")),
+            "--target",
+            "host",
+            "--pass",
+            "patch",
+            "--sram-cap",
+            "1KiB",
+            "-o",
+            str(out),
+        ]
+    )
     err = capsys.readouterr().err.strip()
     assert rc == 1 and len(err.splitlines()) == 1, err
     assert "SramCapExceeded" in err and "1,024 B" in err and "patches" in err
@@ -40,8 +71,22 @@ def test_impossible_cap_is_one_line_with_the_numbers(tmp_path, capsys):
 
 def test_explicit_grid_and_split_are_honoured(tmp_path, capsys):
     out = tmp_path / "out"
-    rc = main(["compile", str(mlperf_model("vww_96_int8.tflite")), "--target", "host", "--pass", "patch",
-               "--split", "3", "--patches", "3x2", "-o", str(out)])
+    rc = main(
+        [
+            "compile",
+            str(mlperf_model("vww_96_int8.tflite")),
+            "--target",
+            "host",
+            "--pass",
+            "patch",
+            "--split",
+            "3",
+            "--patches",
+            "3x2",
+            "-o",
+            str(out),
+        ]
+    )
     assert rc == 0, capsys.readouterr().err
     stage = json.loads((out / "report.json").read_text())["patch_stages"][0]
     assert stage["grid"] == [3, 2] and len(stage["layers"]) == 3
@@ -56,7 +101,10 @@ def test_model_without_a_stage_stays_per_layer_and_says_why(tmp_path, capsys):
     y = helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 4])
     w = helper.make_tensor("w", TensorProto.FLOAT, [16, 4], [0.1] * 64)
     w2 = helper.make_tensor("w2", TensorProto.FLOAT, [4, 4], [0.2] * 16)
-    nodes = [helper.make_node("MatMul", ["x", "w"], ["h"], name="fc1"), helper.make_node("MatMul", ["h", "w2"], ["y"], name="fc2")]
+    nodes = [
+        helper.make_node("MatMul", ["x", "w"], ["h"], name="fc1"),
+        helper.make_node("MatMul", ["h", "w2"], ["y"], name="fc2"),
+    ]
     graph = helper.make_graph(nodes, "g", [x], [y], initializer=[w, w2])
     path = tmp_path / "mlp.onnx"
     onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)]), path)

@@ -23,7 +23,7 @@ from tvm_patch.run import run_compiled
 def assert_same(patched: np.ndarray, layer: np.ndarray, what: str) -> None:
     if patched.dtype.kind in "iu":
         np.testing.assert_array_equal(patched, layer, err_msg=what)
-    else:  # float rounding only: the per-patch kernels sum in the same order
+    else:  # float rounding only: the patch stage sums in the same order
         scale = max(float(np.abs(layer).max()), 1e-12)
         assert float(np.abs(patched - layer).max()) / scale <= 1e-6, what
 
@@ -35,7 +35,7 @@ def test_patched_equals_per_layer_on_host(name, compiled):
     patched = compiled(model, target="host", schedule="patch")
     layer = compiled(model, target="host")
     report = patched.report
-    assert report["schedule"] == "patch", report.get("patch_refused")
+    assert report.schedule == "patch", report.patch_refused
     for seed in range(2):
         inputs = model_inputs(report, seed)
         got = run_compiled(patched.out_dir, device="host", inputs=inputs).outputs[0]
@@ -49,14 +49,14 @@ def test_patched_equals_per_layer_on_host(name, compiled):
 @pytest.mark.parametrize("name", MLPERF_MODELS)
 def test_planner_prediction_matches_built_arena(name, compiled):
     report = compiled(mlperf_model(name), target="host", schedule="patch").report
-    assert abs(report["predicted_peak_sram_bytes"] - report["peak_sram_bytes"]) <= 0.02 * report["peak_sram_bytes"]
-    stage = report["patch_stages"][0]
-    assert report["macs"] == report["layer_macs"] + stage["extra_macs"]
-    assert stage["extra_macs"] >= 0 and len(stage["tiles_h"]) == stage["grid"][0]
+    assert abs(report.predicted_peak_sram_bytes - report.peak_sram_bytes) <= 0.02 * report.peak_sram_bytes
+    stage = report.patch_stages[0]
+    assert report.macs == report.layer_macs + stage.extra_macs
+    assert stage.extra_macs >= 0 and len(stage.tiles_h) == stage.grid[0]
 
 
 @pytest.mark.slow
 def test_vww_int8_exclude_input_halves_the_peak(compiled):
     """MCUNetV2's count (input image left out): the patched peak is at most half the per-layer one."""
     report = compiled(mlperf_model("vww_96_int8.tflite"), target="host", schedule="patch", exclude_input=True).report
-    assert report["peak_sram_bytes_excl_input"] * 2 <= report["layer_peak_sram_bytes_excl_input"]
+    assert report.peak_sram_bytes_excl_input * 2 <= report.layer_peak_sram_bytes_excl_input

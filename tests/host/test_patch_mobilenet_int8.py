@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from tests.conftest import model_inputs
-from tvm_patch import zoo
+from tests.models import zoo
 from tvm_patch.run import run_compiled
 
 
@@ -24,11 +24,11 @@ def mbv2_int8(tmp_path_factory):
 @pytest.mark.slow
 def test_int8_mobilenet_v2_patch_figures(mbv2_int8, compiled):
     report = compiled(mbv2_int8, target="host", schedule="patch", exclude_input=True).report
-    stage = report["patch_stages"][0]
-    assert report["layer_peak_sram_bytes_excl_input"] == 1_404_928
-    assert report["peak_sram_bytes_excl_input"] == 175_616
-    assert stage["grid"] == [4, 4] and len(stage["layers"]) == 12  # through block 3's project conv
-    assert round(100 * stage["extra_fraction_of_model"], 1) == 9.3
+    stage = report.patch_stages[0]
+    assert report.layer_peak_sram_bytes_excl_input == 1_404_928
+    assert report.peak_sram_bytes_excl_input == 175_616
+    assert stage.grid == (4, 4) and len(stage.layers) == 12  # through block 3's project conv
+    assert round(100 * stage.extra_fraction_of_model, 1) == 9.3
 
 
 @pytest.mark.slow
@@ -55,7 +55,7 @@ def test_small_int8_mobilenet_v2_patched_matches_onnxruntime(tmp_path, compiled)
 
     path = zoo.save(zoo.quantize_int8(zoo.mobilenet_v2(0.35, 96, num_classes=10)), tmp_path / "mbv2_035_96_int8.onnx")
     patched = compiled(path, target="host", schedule="patch")
-    assert patched.report["schedule"] == "patch"
+    assert patched.report.schedule == "patch"
     session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     scale = 0.0069896434433758259  # the output's quantization (onnxruntime's calibration, fixed seed)
     identical = 0

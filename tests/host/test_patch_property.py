@@ -12,10 +12,10 @@ import numpy as np
 import onnxruntime as ort
 import pytest
 
-from tvm_patch import zoo
+from tests.models import zoo
 from tvm_patch.compile import compile_model
-from tvm_patch.options import CompileOptions
 from tvm_patch.run import run_compiled
+from tvm_patch_core.options import CompileOptions, PatchOptions
 
 
 def random_chain(rng: random.Random) -> tuple[list[zoo.ConvSpec], int, int]:
@@ -44,13 +44,14 @@ def test_random_conv_chain_patched_equals_per_layer(tmp_path, seed):
     specs, channels, size = random_chain(rng)
     path = zoo.save(zoo.conv_chain(specs, channels, size, seed=seed), tmp_path / "chain.onnx")
     layer = compile_model(path, tmp_path / "layer", CompileOptions(target="host"))
-    out_h = layer.report["layers"][len(specs) - 1]["output_shape"][2]
+    out_h = layer.report.layers[len(specs) - 1].output_shape[2]
     grid = (rng.randint(2, min(4, out_h)), rng.randint(1, min(3, out_h)))
     patched = compile_model(
-        path, tmp_path / "patch",
-        CompileOptions(target="host", schedule="patch", split=len(specs), patches=grid),
+        path,
+        tmp_path / "patch",
+        CompileOptions(target="host", schedule="patch", patch=PatchOptions(split=len(specs), grid=grid)),
     )
-    assert patched.report["patch_stages"][0]["grid"] == list(grid)
+    assert patched.report.patch_stages[0].grid == grid
     x = np.random.default_rng(seed).standard_normal((1, channels, size, size)).astype("float32")
     got = run_compiled(patched.out_dir, device="host", inputs=[x]).outputs[0]
     want = run_compiled(layer.out_dir, device="host", inputs=[x]).outputs[0]

@@ -14,9 +14,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from tvm_patch.targets.boards import board_for
+
 from tvm_patch.targets.project import export_project
-from tvm_patch.targets.run import run_elf
+from tvm_patch.targets.runner import run_elf
 from tvm_patch.targets.toolchain import (
     build_elf,
     elf_sizes,
@@ -24,8 +24,8 @@ from tvm_patch.targets.toolchain import (
     runtime_dir,
     symbol_size,
 )
-
-from tvm_patch.errors import RunError
+from tvm_patch_core.boards import board_for
+from tvm_patch_core.errors import RunError
 
 DATA = Path(__file__).resolve().parents[1] / "data" / "runtime"
 HOST = board_for("host")
@@ -151,9 +151,7 @@ def test_exported_host_project_builds_and_runs(tmp_path: Path) -> None:
     project = export_project(HOST, [DATA / "copy" / "model.c"], [], tmp_path / "project")
     subprocess.run(["make", "-s"], cwd=project, check=True, capture_output=True)
     (project / "input.bin").write_bytes(bytes(64))
-    ran = subprocess.run(
-        ["make", "-s", "run"], cwd=project, capture_output=True, text=True, check=False
-    )
+    ran = subprocess.run(["make", "-s", "run"], cwd=project, capture_output=True, text=True, check=False)
     assert ran.returncode == 0, ran.stdout + ran.stderr
     assert ran.stdout.splitlines()[-1] == "TVMP_DONE"
     assert (project / "output.bin").read_bytes() == bytes([1] * 64)

@@ -5,10 +5,10 @@ from __future__ import annotations
 import json
 
 import pytest
-from tvm_patch.targets.boards import board_for
 
-from tvm_patch import zoo
+from tests.models import zoo
 from tvm_patch.cli import main
+from tvm_patch_core.boards import board_for
 
 
 @pytest.fixture(scope="module")
@@ -38,7 +38,10 @@ def test_records_of_another_model_are_refused(models, tmp_path, capsys):
 def test_records_of_another_target_are_refused(models, tmp_path, capsys):
     a, _ = models
     rec = _records(tmp_path / "m4.json", a, "cortex-m4")
-    assert main(["compile", str(a), "--target", "cortex-m7", "--tuning-records", str(rec), "-o", str(tmp_path / "out")]) == 1
+    assert (
+        main(["compile", str(a), "--target", "cortex-m7", "--tuning-records", str(rec), "-o", str(tmp_path / "out")])
+        == 1
+    )
     err = capsys.readouterr().err
     assert "ForeignRecords" in err and "mps2-an386 (cortex-m4)" in err and "mps2-an500 (cortex-m7)" in err
 

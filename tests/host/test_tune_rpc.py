@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from tvm_patch import zoo
+from tests.models import zoo
 from tvm_patch.cli import main
 
 KEY = "tvmp-loopback"
@@ -19,8 +19,12 @@ def tracker():
     from tvm.rpc.tracker import Tracker
 
     trk = Tracker(host="127.0.0.1", port=9290, port_end=9390, silent=True)
-    servers = [rpc.Server(host="127.0.0.1", port=9400, port_end=9500, key=KEY, tracker_addr=("127.0.0.1", trk.port),
-                          silent=True) for _ in range(2)]
+    servers = [
+        rpc.Server(
+            host="127.0.0.1", port=9400, port_end=9500, key=KEY, tracker_addr=("127.0.0.1", trk.port), silent=True
+        )
+        for _ in range(2)
+    ]
     try:
         deadline = time.monotonic() + 30
         while True:
@@ -41,8 +45,22 @@ def tracker():
 def test_tune_over_rpc_with_two_local_servers(tracker, tmp_path, capsys):
     model = zoo.save(zoo.conv_chain([zoo.ConvSpec(8, stride=2), zoo.ConvSpec(8)], 3, 16), tmp_path / "chain.onnx")
     records = tmp_path / "records.json"
-    rc = main(["tune", str(model), "--target", "host", "--trials", "8", "--rpc-tracker", tracker, "--rpc-key", KEY,
-               "-o", str(records)])
+    rc = main(
+        [
+            "tune",
+            str(model),
+            "--target",
+            "host",
+            "--trials",
+            "8",
+            "--rpc-tracker",
+            tracker,
+            "--rpc-key",
+            KEY,
+            "-o",
+            str(records),
+        ]
+    )
     out = capsys.readouterr()
     assert rc == 0, out.err
     assert "8 trials" in out.out
@@ -50,12 +68,36 @@ def test_tune_over_rpc_with_two_local_servers(tracker, tmp_path, capsys):
     assert doc["runner"] == "rpc" and doc["records"]
     # every record was measured (a failed RPC run is stored with no times)
     assert all(r[1][1] for r in doc["records"]), doc["records"][0]
-    assert main(["compile", str(model), "--target", "host", "--tuning-records", str(records), "-o", str(tmp_path / "o")]) == 0
+    assert (
+        main(["compile", str(model), "--target", "host", "--tuning-records", str(records), "-o", str(tmp_path / "o")])
+        == 0
+    )
 
 
 def test_rpc_flags_are_checked(tmp_path, capsys):
     model = zoo.save(zoo.conv_chain([zoo.ConvSpec(8, stride=2)], 3, 16), tmp_path / "chain.onnx")
-    assert main(["tune", str(model), "--target", "host", "--rpc-tracker", "nohost", "--rpc-key", "k", "-o", str(tmp_path / "r.json")]) == 1
+    assert (
+        main(
+            [
+                "tune",
+                str(model),
+                "--target",
+                "host",
+                "--rpc-tracker",
+                "nohost",
+                "--rpc-key",
+                "k",
+                "-o",
+                str(tmp_path / "r.json"),
+            ]
+        )
+        == 1
+    )
     assert "HOST:PORT" in capsys.readouterr().err
-    assert main(["tune", str(model), "--target", "host", "--rpc-tracker", "127.0.0.1:9190", "-o", str(tmp_path / "r.json")]) == 1
+    assert (
+        main(
+            ["tune", str(model), "--target", "host", "--rpc-tracker", "127.0.0.1:9190", "-o", str(tmp_path / "r.json")]
+        )
+        == 1
+    )
     assert "--rpc-key" in capsys.readouterr().err

@@ -80,8 +80,11 @@ def chain3(tmp_path_factory) -> Path:
 
 @pytest.mark.parametrize("split", ["1", "999", "0", "x"])
 def test_bad_split(chain3, tmp_path, capsys, split):
-    err = one_error(["compile", str(chain3), "--target", "host", "--pass", "patch", "--split", split, "-o",
-                     str(tmp_path / "o")], capsys, "--split")
+    err = one_error(
+        ["compile", str(chain3), "--target", "host", "--pass", "patch", "--split", split, "-o", str(tmp_path / "o")],
+        capsys,
+        "--split",
+    )
     assert len(err) < 200 and ("2 to 3" in err or "positive" in err), err
 
 
@@ -111,8 +114,9 @@ def test_zero_dimension_in_the_model_is_not_called_dynamic(tmp_path, capsys):
 
 def test_topk_is_refused_by_name(tmp_path, capsys):
     path = tiny.topk(tmp_path / "t.onnx")
-    one_error(["compile", str(path), "--target", "host", "-o", str(tmp_path / "o")], capsys, "UnsupportedOperator",
-              "topk")
+    one_error(
+        ["compile", str(path), "--target", "host", "-o", str(tmp_path / "o")], capsys, "UnsupportedOperator", "topk"
+    )
 
 
 def test_nonfinite_weights_are_refused_with_the_name(tmp_path, capsys):
@@ -120,8 +124,13 @@ def test_nonfinite_weights_are_refused_with_the_name(tmp_path, capsys):
     w[1, 0, 0, 0] = np.nan
     w[2, 0, 0, 0] = np.inf
     path = tiny.conv(tmp_path / "nan.onnx", weight=w)
-    one_error(["compile", str(path), "--target", "host", "-o", str(tmp_path / "o")], capsys, "'W'", "2 non-finite",
-              "--allow-nonfinite-weights")
+    one_error(
+        ["compile", str(path), "--target", "host", "-o", str(tmp_path / "o")],
+        capsys,
+        "'W'",
+        "2 non-finite",
+        "--allow-nonfinite-weights",
+    )
     assert main(["compile", str(path), "--target", "host", "-o", str(tmp_path / "o"), "--allow-nonfinite-weights"]) == 0
 
 
@@ -155,8 +164,9 @@ def test_bad_run_inputs(built, tmp_path, capsys, make, needle):
 
 
 def test_outputs_into_a_missing_folder_is_refused_before_the_run(built, tmp_path, capsys):
-    one_error(["run", str(built), "--device", "host", "--outputs", str(tmp_path / "no" / "y.npz")], capsys,
-              "does not exist")
+    one_error(
+        ["run", str(built), "--device", "host", "--outputs", str(tmp_path / "no" / "y.npz")], capsys, "does not exist"
+    )
 
 
 @pytest.mark.parametrize("timeout", ["nan", "0", "-1", "inf"])
@@ -168,8 +178,8 @@ def test_bad_timeout(built, capsys, timeout):
     "tamper, needle",
     [
         (lambda r: "{", "not JSON"),
-        (lambda r: json.dumps({k: v for k, v in r.items() if k != "inputs"}), "'inputs' is missing"),
-        (lambda r: json.dumps({**r, "outputs": [{**r["outputs"][0], "dtype": "int8"}]}), "does not match"),
+        (lambda r: json.dumps({k: v for k, v in r.items() if k != "inputs"}), "inputs is missing"),
+        (lambda r: json.dumps({**r, "outputs": [{**r["outputs"][0], "dtype": "int8"}]}), "do not match"),
         (lambda r: json.dumps({**r, "inputs": [{**r["inputs"][0], "dtype": "object"}]}), "dtype 'object'"),
         (lambda r: json.dumps({**r, "inputs": [{**r["inputs"][0], "shape": [1, -3]}]}), "positive integers"),
     ],
@@ -183,10 +193,9 @@ def test_tampered_report(built, tmp_path, capsys, tamper, needle):
 
 
 def test_build_error_is_one_line_with_a_log(tmp_path):
-    from tvm_patch.targets.boards import board_for
     from tvm_patch.targets.toolchain import build_elf, log_dir
-
-    from tvm_patch.errors import BuildError
+    from tvm_patch_core.boards import board_for
+    from tvm_patch_core.errors import BuildError
 
     bad = tmp_path / "bad.c"
     bad.write_text("int f(void) { return undeclared_name; }\n")
@@ -201,9 +210,17 @@ def test_build_error_is_one_line_with_a_log(tmp_path):
 
 def test_tvm_warnings_only_with_verbose(model, tmp_path):
     tvmc = str(Path(sys.executable).parent / "tvmc")
-    quiet = subprocess.run([tvmc, "compile", str(model), "--target", "cortex-m4", "-o", str(tmp_path / "a")],
-                           capture_output=True, text=True, check=False)
+    quiet = subprocess.run(
+        [tvmc, "compile", str(model), "--target", "cortex-m4", "-o", str(tmp_path / "a")],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     assert quiet.returncode == 0 and quiet.stderr == "", quiet.stderr
-    loud = subprocess.run([tvmc, "compile", str(model), "--target", "cortex-m4", "-v", "-o", str(tmp_path / "b")],
-                          capture_output=True, text=True, check=False)
+    loud = subprocess.run(
+        [tvmc, "compile", str(model), "--target", "cortex-m4", "-v", "-o", str(tmp_path / "b")],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     assert loud.returncode == 0 and "vector bits" in loud.stderr

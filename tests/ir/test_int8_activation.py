@@ -5,20 +5,18 @@ from __future__ import annotations
 import numpy as np
 import tvm
 from tvm import relax
+
+from tests.ir.qdq_graphs import deq, f32, module, quant
 from tvm_patch.passes.int8_activation import IntegerActivations, float_table
 from tvm_patch.passes.int8_kernels import lookup, softmax
 from tvm_patch.passes.qdq import QParams
-
-from tests.ir.qdq_graphs import deq, f32, module, quant
-from tvm_patch import fixed_point as fp
+from tvm_patch_core import fixed_point as fp
 
 X = {"x": ((1, 4, 4, 8), "int8")}
 
 
 def _table(bb, x, table):
-    return bb.call_te(
-        lookup, x, relax.const(table.astype(np.int8), "int8"), primfunc_name_hint="lookup"
-    )
+    return bb.call_te(lookup, x, relax.const(table.astype(np.int8), "int8"), primfunc_name_hint="lookup")
 
 
 def test_logistic_is_tflms_table():
@@ -87,9 +85,7 @@ def test_softmax_is_one_kernel_with_an_exp_table():
         return bb.call_te(softmax, x, table, p.diff_min, primfunc_name_hint="softmax")
 
     inputs = {"x": ((1, 12), "int8")}
-    tvm.ir.assert_structural_equal(
-        IntegerActivations()(module(inputs, before)), module(inputs, expected)
-    )
+    tvm.ir.assert_structural_equal(IntegerActivations()(module(inputs, before)), module(inputs, expected))
 
 
 def test_softmax_with_other_output_quantization_is_left_alone():

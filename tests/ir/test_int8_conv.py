@@ -9,11 +9,11 @@ from __future__ import annotations
 import numpy as np
 import tvm
 from tvm import relax
-from tvm_patch.passes.int8_conv import IntegerConvDense
-from tvm_patch.passes.int8_kernels import requantize
 
 from tests.ir.qdq_graphs import constants, deq, module, quant
-from tvm_patch import fixed_point as fp
+from tvm_patch.passes.int8_conv import IntegerConvDense
+from tvm_patch.passes.int8_kernels import requantize
+from tvm_patch_core import fixed_point as fp
 
 RNG = np.random.default_rng(0)
 W = RNG.integers(-127, 128, size=(3, 3, 2, 3), dtype=np.int8)  # HWIO
@@ -74,9 +74,7 @@ def test_float_weights_are_left_alone():
 
     def body(bb, x):
         d = bb.emit(deq(x, 0.05, -3))
-        c = bb.emit(
-            relax.op.nn.conv2d(d, relax.const(np.ones((3, 3, 2, 3), np.float32)), **conv_attrs())
-        )
+        c = bb.emit(relax.op.nn.conv2d(d, relax.const(np.ones((3, 3, 2, 3), np.float32)), **conv_attrs()))
         return quant(c, 0.1, -128)
 
     before = module(X_IN, body)
@@ -121,9 +119,7 @@ def test_depthwise_weight_tree_is_evaluated():
     def expected_body(bb, x):
         xi = bb.emit(relax.op.astype(x, "int32"))
         xo = bb.emit(relax.op.subtract(xi, relax.const(5, "int32")))
-        acc = bb.emit(
-            relax.op.nn.conv2d(xo, relax.const(w.reshape(3, 3, c, 1)), out_dtype="int32", **attrs)
-        )
+        acc = bb.emit(relax.op.nn.conv2d(xo, relax.const(w.reshape(3, 3, c, 1)), out_dtype="int32", **attrs))
         return bb.call_te(
             requantize,
             acc,
@@ -138,9 +134,7 @@ def test_depthwise_weight_tree_is_evaluated():
         )
 
     inputs = {"x": ((1, 5, 5, c), "int8")}
-    tvm.ir.assert_structural_equal(
-        IntegerConvDense()(module(inputs, before_body)), module(inputs, expected_body)
-    )
+    tvm.ir.assert_structural_equal(IntegerConvDense()(module(inputs, before_body)), module(inputs, expected_body))
 
 
 def test_dense_per_tensor_multiplies_scales_in_float32():
@@ -179,9 +173,7 @@ def test_dense_per_tensor_multiplies_scales_in_float32():
         )
 
     inputs = {"x": ((1, 8), "int8")}
-    tvm.ir.assert_structural_equal(
-        IntegerConvDense()(module(inputs, before_body)), module(inputs, expected_body)
-    )
+    tvm.ir.assert_structural_equal(IntegerConvDense()(module(inputs, before_body)), module(inputs, expected_body))
 
 
 def test_relu6_bound_is_rounded_as_tflm():
@@ -198,9 +190,7 @@ def test_weight_zero_point_is_folded_into_the_constant():
 
     def body(bb, x):
         d = bb.emit(deq(x, 0.05, 0))
-        wd = bb.emit(
-            deq(relax.const(np.full((1, 1, 2, 3), 10, np.int8)), np.float32(0.01), 4, axis=3)
-        )
+        wd = bb.emit(deq(relax.const(np.full((1, 1, 2, 3), 10, np.int8)), np.float32(0.01), 4, axis=3))
         c = bb.emit(relax.op.nn.conv2d(d, wd, data_layout="NHWC", kernel_layout="HWIO"))
         return quant(c, 0.1, 0)
 
@@ -239,9 +229,7 @@ def test_onnx_rounding_uses_onnxruntimes_float32_scale():
             primfunc_name_hint="requantize",
         )
 
-    tvm.ir.assert_structural_equal(
-        IntegerConvDense("half_even")(_before_conv()), module(X_IN, body)
-    )
+    tvm.ir.assert_structural_equal(IntegerConvDense("half_even")(_before_conv()), module(X_IN, body))
 
 
 def test_frontend_is_read_off_the_zero_points():
@@ -251,11 +239,7 @@ def test_frontend_is_read_off_the_zero_points():
     assert quantization_semantics(_before_conv()) == "tflite"
 
     def onnx_body(bb, x):
-        d = bb.emit(
-            relax.op.dequantize(x, relax.const(np.float32(0.05)), relax.const(np.int8(-3)), axis=1)
-        )
-        return relax.op.quantize(
-            d, relax.const(np.float32(0.05)), relax.const(np.int8(-3)), axis=1, out_dtype="int8"
-        )
+        d = bb.emit(relax.op.dequantize(x, relax.const(np.float32(0.05)), relax.const(np.int8(-3)), axis=1))
+        return relax.op.quantize(d, relax.const(np.float32(0.05)), relax.const(np.int8(-3)), axis=1, out_dtype="int8")
 
     assert quantization_semantics(module(X_IN, onnx_body)) == "onnx"

@@ -5,6 +5,8 @@ from __future__ import annotations
 import numpy as np
 import tvm
 from tvm import relax
+
+from tests.ir.qdq_graphs import deq, module, quant
 from tvm_patch.passes.int8_elementwise import (
     IntegerElementwise,
     add_kernel,
@@ -13,9 +15,7 @@ from tvm_patch.passes.int8_elementwise import (
 )
 from tvm_patch.passes.int8_kernels import binary_int8, lookup
 from tvm_patch.passes.qdq import QParams
-
-from tests.ir.qdq_graphs import deq, module, quant
-from tvm_patch import fixed_point as fp
+from tvm_patch_core import fixed_point as fp
 
 AB = {"a": ((1, 4, 4, 8), "int8"), "b": ((1, 4, 4, 8), "int8")}
 
@@ -66,9 +66,7 @@ def test_squeeze_excite_multiply_broadcasts():
             primfunc_name_hint="mul_int8",
         )
 
-    tvm.ir.assert_structural_equal(
-        IntegerElementwise()(module(inputs, before)), module(inputs, expected)
-    )
+    tvm.ir.assert_structural_equal(IntegerElementwise()(module(inputs, before)), module(inputs, expected))
 
 
 def test_concat_of_equal_quantization_moves_bytes():

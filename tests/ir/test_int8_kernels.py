@@ -1,7 +1,7 @@
 """The TE kernels of the integer passes compute fixed_point's arithmetic, value for value.
 
 Each case builds the kernel with call_te, runs it in TVM's Relax VM (LLVM on the host) on
-edge and random values, and compares with tvm_patch.fixed_point (itself checked against
+edge and random values, and compares with tvm_patch_core.fixed_point (itself checked against
 TFLite Micro). The C backend runs the same TIR in the end-to-end tests.
 """
 
@@ -10,15 +10,13 @@ from __future__ import annotations
 import numpy as np
 import tvm
 from tvm import relax
+
 from tvm_patch.passes.int8_elementwise import add_kernel, mul_kernel
 from tvm_patch.passes.int8_kernels import binary_int8, requantize, round_half_of, softmax
-
-from tvm_patch import fixed_point as fp
+from tvm_patch_core import fixed_point as fp
 
 RNG = np.random.default_rng(11)
-EDGES = np.array(
-    [0, 1, -1, 2, -2, 3, -3, 1 << 20, -(1 << 20), (1 << 31) - 1, -(1 << 31), 12345678, -12345678]
-)
+EDGES = np.array([0, 1, -1, 2, -2, 3, -3, 1 << 20, -(1 << 20), (1 << 31) - 1, -(1 << 31), 12345678, -12345678])
 
 
 def run(inputs: dict[str, tuple[tuple[int, ...], str]], kernel, *args, **kwargs):
@@ -64,9 +62,7 @@ def test_requantize_per_channel_table():
         120,
         3,
     )(acc, table)
-    np.testing.assert_array_equal(
-        got, fp.requantize(acc.astype(np.int64) + bias, mult, shift, 7, -100, 120)
-    )
+    np.testing.assert_array_equal(got, fp.requantize(acc.astype(np.int64) + bias, mult, shift, 7, -100, 120))
 
 
 def test_round_half_of_doubled_average():
@@ -104,9 +100,7 @@ def test_softmax_kernel():
         x[1, 2] = 127
         p = fp.softmax_params(scale)
         table = fp.softmax_exp_table(p)
-        got = run({"x": (x.shape, "int8"), "t": (table.shape, "int32")}, softmax, p.diff_min)(
-            x, table
-        )
+        got = run({"x": (x.shape, "int8"), "t": (table.shape, "int32")}, softmax, p.diff_min)(x, table)
         np.testing.assert_array_equal(got, fp.softmax_int8(x, p), err_msg=f"scale {scale}")
 
 
@@ -115,9 +109,7 @@ def test_requantize_half_even_for_onnx():
     c = 8
     pairs = [fp.float32_fraction(s) for s in RNG.uniform(0.0005, 0.05, c).astype(np.float32)]
     table = np.stack([np.zeros(c), [p[0] for p in pairs], [p[1] for p in pairs]]).astype(np.int32)
-    acc = np.concatenate(
-        [RNG.integers(-(1 << 20), 1 << 20, (50, c)), np.full((1, c), 1 << 10)]
-    ).astype(np.int32)
+    acc = np.concatenate([RNG.integers(-(1 << 20), 1 << 20, (50, c)), np.full((1, c), 1 << 10)]).astype(np.int32)
     got = run(
         {"acc": (acc.shape, "int32"), "t": (table.shape, "int32")},
         requantize,

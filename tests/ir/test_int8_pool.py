@@ -5,11 +5,11 @@ from __future__ import annotations
 import numpy as np
 import tvm
 from tvm import relax
-from tvm_patch.passes.int8_kernels import offset_requantize, round_half_of
-from tvm_patch.passes.int8_pool import IntegerPooling
 
 from tests.ir.qdq_graphs import deq, module, quant
-from tvm_patch import fixed_point as fp
+from tvm_patch.passes.int8_kernels import offset_requantize, round_half_of
+from tvm_patch.passes.int8_pool import IntegerPooling
+from tvm_patch_core import fixed_point as fp
 
 POOL = {"pool_size": [3, 3], "strides": [1, 1], "padding": [1, 1, 1, 1], "layout": "NHWC"}
 X = {"x": ((1, 6, 6, 4), "int8")}
@@ -58,9 +58,7 @@ def test_mean_is_a_sum_and_one_requantize():
     def expected(bb, x):
         xi = bb.emit(relax.op.astype(x, "int32"))
         s = bb.emit(relax.op.sum(xi, axis=[1, 2], keepdims=True))
-        return bb.call_te(
-            offset_requantize, s, 7 * 36, mult, shift, -128, primfunc_name_hint="requantize"
-        )
+        return bb.call_te(offset_requantize, s, 7 * 36, mult, shift, -128, primfunc_name_hint="requantize")
 
     tvm.ir.assert_structural_equal(IntegerPooling()(module(X, before)), module(X, expected))
 
@@ -87,6 +85,4 @@ def test_the_doubled_pool_rounds_like_tflm():
     for count in range(1, 26):
         q = np.trunc(2 * sums / count).astype(np.int64)
         ours = np.sign(q) * ((np.abs(q) + 1) >> 1)
-        np.testing.assert_array_equal(
-            ours, fp.average_pool_round(sums, count), err_msg=f"count {count}"
-        )
+        np.testing.assert_array_equal(ours, fp.average_pool_round(sums, count), err_msg=f"count {count}")

@@ -1,20 +1,93 @@
 """PatchTIR and the TIR pipeline "patch": `tvm.build(prim_mod, target, pipeline="patch")`.
 
-Before: a TE chain pad -> conv3x3 -> relu -> pad -> conv3x3 in one PrimFunc, each stage over
-the whole 16x16 map. After (2x2 patches): the output is computed per 8x8 patch and the first
-conv only over that patch's 9x9 window (its halo: one pixel, on the inner side only, since
-the border is padding), into a 9x9 scratch region instead of the full 16x16 map; the output
-is the same.
+Before/Expected on the smallest stage (FuseStage's output: add then mul, 2 row tiles): each
+patch computes its rows of `add` into a scratch pool of one patch (16 floats, not the 32 of
+the full map), then its rows of `mul`. A function without patch attributes is left as it is;
+one with two outputs is refused with the reason.
+
+On a real conv chain (pad -> conv3x3 -> relu -> pad -> conv3x3, 2x2 patches): the first conv
+runs only over its patch's 9x9 window (the halo, one pixel on the inner side only: the border
+is padding), into a 9x9 scratch region instead of the 16x16 map; the output is the same.
 """
 
 from __future__ import annotations
 
 import numpy as np
+import pytest
 import tvm
 from tvm import te
-from tvm_patch.targets.workspace import kernel_workspaces
+from tvm.script import ir as I
+from tvm.script import tirx as T
 
 import tvm_patch  # noqa: F401  (registers the "patch" TIR pipeline)
+from tvm_patch.passes.inline_kernels import schedule_kernel
+from tvm_patch.passes.patch_tir import PatchTIR, patch_tile
+from tvm_patch.targets.workspace import workspaces
+from tvm_patch_core.errors import PatchTIRError
+
+
+@I.ir_module
+class Before:
+    @T.prim_func(s_tir=True)
+    def patch_stage(x: T.Buffer((1, 4, 4, 2), "float32"), mul: T.Buffer((1, 4, 4, 2), "float32")):
+        T.func_attr({"patch_layout": "NHWC", "patch_tiles_h": [[0, 2], [2, 4]], "patch_tiles_w": [[0, 4]],
+                     "tirx.noalias": True})  # fmt: skip
+        add = T.sblock_alloc_buffer((1, 4, 4, 2))
+        for i0, i1, i2, i3 in T.grid(1, 4, 4, 2):
+            with T.sblock("add"):
+                v_i0, v_i1, v_i2, v_i3 = T.axis.remap("SSSS", [i0, i1, i2, i3])
+                T.reads(x[v_i0, v_i1, v_i2, v_i3])
+                T.writes(add[v_i0, v_i1, v_i2, v_i3])
+                add[v_i0, v_i1, v_i2, v_i3] = x[v_i0, v_i1, v_i2, v_i3] + T.float32(1.0)
+        for i0, i1, i2, i3 in T.grid(1, 4, 4, 2):
+            with T.sblock("mul"):
+                v_i0, v_i1, v_i2, v_i3 = T.axis.remap("SSSS", [i0, i1, i2, i3])
+                T.reads(add[v_i0, v_i1, v_i2, v_i3])
+                T.writes(mul[v_i0, v_i1, v_i2, v_i3])
+                mul[v_i0, v_i1, v_i2, v_i3] = add[v_i0, v_i1, v_i2, v_i3] * T.float32(2.0)
+
+
+@I.ir_module
+class Expected:
+    @T.prim_func(s_tir=True)
+    def patch_stage(x: T.Buffer((1, 4, 4, 2), "float32"), mul: T.Buffer((1, 4, 4, 2), "float32")):
+        T.func_attr({"patch_cols": [[[0, 4]], [[0, 4]]], "patch_layout": "NHWC",
+                     "patch_rows": [[[0, 2], [2, 4]], [[0, 2], [2, 4]]], "patch_scratch_bytes": 64,
+                     "patch_tiled": True, "patch_tiles_h": [[0, 2], [2, 4]], "patch_tiles_w": [[0, 4]],
+                     "tirx.noalias": True})  # fmt: skip
+        patch_scratch_float32 = T.sblock_alloc_buffer((16,))
+        for ph, _pw in T.grid(2, 1):
+            for i0 in range(1):
+                for i1 in range(ph * 2, ph * 2 + 2):
+                    for i2, i3 in T.grid(4, 2):
+                        with T.sblock("add"):
+                            T.reads(x[i0, i1, i2, i3])
+                            T.writes(patch_scratch_float32[0:16])
+                            patch_scratch_float32[i3 + i2 * 2 + (i1 - ph * 2) * 8 + i0 * 16] = x[
+                                i0, i1, i2, i3
+                            ] + T.float32(1.0)
+            for i0 in range(1):
+                for i1 in range(ph * 2, ph * 2 + 2):
+                    for i2, i3 in T.grid(4, 2):
+                        with T.sblock("mul"):
+                            T.reads(patch_scratch_float32[0:16])
+                            T.writes(mul[i0, i1, i2, i3])
+                            mul[i0, i1, i2, i3] = patch_scratch_float32[
+                                i3 + i2 * 2 + (i1 - ph * 2) * 8 + i0 * 16
+                            ] * T.float32(2.0)
+
+
+def test_stage_is_tiled_into_patches_over_one_scratch_pool():
+    tvm.ir.assert_structural_equal(PatchTIR()(Before), Expected)
+
+
+def test_a_function_without_patch_attributes_is_left_as_it_is():
+    plain = tvm.IRModule({"f": Before["patch_stage"].without_attr("patch_tiles_h").without_attr("patch_tiles_w")})
+    tvm.ir.assert_structural_equal(PatchTIR()(plain), plain)
+
+
+def test_an_already_tiled_function_is_left_as_it_is():
+    tvm.ir.assert_structural_equal(PatchTIR()(Expected), Expected)
 
 
 def conv_chain() -> tvm.IRModule:
@@ -23,11 +96,19 @@ def conv_chain() -> tvm.IRModule:
     w2 = te.placeholder((3, 3, 8, 8), name="w2")
 
     def conv(inp, w, cin, name):
-        pad = te.compute((1, 18, 18, cin), lambda n, h, ww, c: tvm.tirx.if_then_else(
-            tvm.tirx.all(h >= 1, h < 17, ww >= 1, ww < 17), inp[n, h - 1, ww - 1, c], 0.0), name=f"{name}_pad")
+        pad = te.compute(
+            (1, 18, 18, cin),
+            lambda n, h, ww, c: tvm.tirx.if_then_else(
+                tvm.tirx.all(h >= 1, h < 17, ww >= 1, ww < 17), inp[n, h - 1, ww - 1, c], 0.0
+            ),
+            name=f"{name}_pad",
+        )
         rh, rw, rc = te.reduce_axis((0, 3)), te.reduce_axis((0, 3)), te.reduce_axis((0, cin))
-        return te.compute((1, 16, 16, 8), lambda n, h, ww, o: te.sum(
-            pad[n, h + rh, ww + rw, rc] * w[rh, rw, rc, o], axis=[rh, rw, rc]), name=name)
+        return te.compute(
+            (1, 16, 16, 8),
+            lambda n, h, ww, o: te.sum(pad[n, h + rh, ww + rw, rc] * w[rh, rw, rc, o], axis=[rh, rw, rc]),
+            name=name,
+        )
 
     c1 = conv(x, w1, 4, "conv1")
     r1 = te.compute(c1.shape, lambda *i: tvm.te.max(c1(*i), 0.0), name="relu1")
@@ -37,8 +118,6 @@ def conv_chain() -> tvm.IRModule:
 
 
 def test_first_conv_runs_per_patch_over_its_halo_window():
-    from tvm_patch.passes.patch_tir import PatchTIR
-
     func = PatchTIR(all_funcs=True)(conv_chain())["chain"]
     text = func.script()
     assert "for ph, pw in T.grid(2, 2):" in text  # the 2x2 patch loops, outermost
@@ -48,15 +127,12 @@ def test_first_conv_runs_per_patch_over_its_halo_window():
     assert int(func.attrs["patch_scratch_bytes"]) == 9 * 9 * 8 * 4  # not 16 * 16 * 8 * 4
 
 
-def test_builds_through_the_registered_pipeline_for_c():
-    src = tvm.tirx.build(conv_chain(), tvm.target.Target({"kind": "c"}), pipeline="patch").inspect_source()
-    assert kernel_workspaces(src)["chain"] == 9 * 9 * 8 * 4  # the scratch pool, allocated once
+def test_the_scratch_pool_is_the_workspace_allocated_once():
+    tiled = PatchTIR(all_funcs=True)(conv_chain())
+    assert workspaces(tiled)["chain"] == 9 * 9 * 8 * 4
 
 
 def test_unequal_tiles_compute_the_same():
-    from tvm_patch.passes.inline_kernels import schedule_kernel
-    from tvm_patch.passes.patch_tir import patch_tile
-
     func = patch_tile(schedule_kernel(conv_chain()["chain"]), [(0, 5), (5, 9), (9, 16)], [(0, 16)])
     rows = [list(map(list, t)) for t in func.attrs["patch_rows"]]
     assert rows == [[[0, 6], [4, 10], [8, 16]], [[0, 5], [5, 9], [9, 16]]]
@@ -77,13 +153,24 @@ def test_same_output():
     np.testing.assert_allclose(run(conv_chain(), "patch"), run(conv_chain()), rtol=1e-5, atol=1e-5)
 
 
-def test_refuses_what_it_cannot_tile_with_the_reason():
-    import pytest
-    from tvm_patch.passes.patch_tir import PatchTIRError, patch_tile
+@I.ir_module
+class TwoOutputs:
+    """Two maps written to two outputs: a stage has exactly one output."""
 
-    x = te.placeholder((1, 8, 8, 4), name="x")
-    a = te.compute(x.shape, lambda *i: x(*i) + 1.0, name="a")
-    b = te.compute(x.shape, lambda *i: x(*i) * 2.0, name="b")
-    func = te.create_prim_func([x, a, b])
+    @T.prim_func(s_tir=True)
+    def f(x: T.Buffer((1, 8, 8, 4), "float32"), a: T.Buffer((1, 8, 8, 4), "float32"),
+          b: T.Buffer((1, 8, 8, 4), "float32")):  # fmt: skip
+        T.func_attr({"patch_tiles_h": [[0, 4], [4, 8]], "patch_tiles_w": [[0, 8]], "tirx.noalias": True})
+        for i0, i1, i2, i3 in T.grid(1, 8, 8, 4):
+            with T.sblock("a"):
+                v0, v1, v2, v3 = T.axis.remap("SSSS", [i0, i1, i2, i3])
+                a[v0, v1, v2, v3] = x[v0, v1, v2, v3] + T.float32(1.0)
+        for i0, i1, i2, i3 in T.grid(1, 8, 8, 4):
+            with T.sblock("b"):
+                v0, v1, v2, v3 = T.axis.remap("SSSS", [i0, i1, i2, i3])
+                b[v0, v1, v2, v3] = x[v0, v1, v2, v3] * T.float32(2.0)
+
+
+def test_refuses_what_it_cannot_tile_with_the_reason():
     with pytest.raises(PatchTIRError, match="writes 2 outputs"):
-        patch_tile(func, [(0, 4), (4, 8)], [(0, 8)])
+        PatchTIR()(TwoOutputs)

@@ -81,7 +81,9 @@ def chain(path: Path, layers: int = 3, channels: int = 4, size: int = 8) -> Path
     y = helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, channels, size, size])
     nodes, inits, cur = [], [], "x"
     for k in range(layers):
-        inits.append(numpy_helper.from_array(rng.standard_normal((channels, channels, 3, 3)).astype("float32"), f"W{k}"))
+        inits.append(
+            numpy_helper.from_array(rng.standard_normal((channels, channels, 3, 3)).astype("float32"), f"W{k}")
+        )
         out = "y" if k == layers - 1 else f"c{k}"
         nodes.append(helper.make_node("Conv", [cur, f"W{k}"], [out if k == layers - 1 else f"p{k}"], pads=[1, 1, 1, 1]))
         if k < layers - 1:

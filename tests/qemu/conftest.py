@@ -5,10 +5,10 @@ from __future__ import annotations
 import functools
 
 import pytest
-from tvm_patch.targets.boards import board_for
-from tvm_patch.targets.toolchain import require_tools
 
-from tvm_patch.errors import ToolchainMissing
+from tvm_patch.targets.toolchain import require_tools
+from tvm_patch_core.boards import board_for
+from tvm_patch_core.errors import ToolchainMissing
 
 
 @functools.cache

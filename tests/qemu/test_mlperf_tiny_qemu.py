@@ -25,8 +25,8 @@ def test_cortex_m4_matches_relax_vm(name, compiled, relax_vm):
     result = compiled(model, target="cortex-m4")
     inputs = model_inputs(result.report)
     run = run_compiled(result.out_dir, device="qemu", inputs=inputs)
-    assert run.report["instructions"] > 0
-    dtype = result.report["outputs"][0]["dtype"]
+    assert run.report.instructions > 0
+    dtype = result.report.outputs[0].dtype
     if np.dtype(dtype).kind == "f":
         assert_matches(run.outputs[0], relax_vm(model, inputs)[0], dtype, f"{name} on mps2-an386 vs Relax VM")
     else:
@@ -49,5 +49,5 @@ def test_other_boards_run_vww_int8(target, compiled):
 def test_instruction_count_is_deterministic(compiled):
     result = compiled(mlperf_model("kws_ref_model.tflite"), target="cortex-m4")
     inputs = model_inputs(result.report)
-    counts = {run_compiled(result.out_dir, device="qemu", inputs=inputs).report["instructions"] for _ in range(2)}
+    counts = {run_compiled(result.out_dir, device="qemu", inputs=inputs).report.instructions for _ in range(2)}
     assert len(counts) == 1, counts

@@ -7,7 +7,7 @@ import onnxruntime as ort
 import pytest
 
 from tests.conftest import assert_matches, model_inputs
-from tvm_patch import zoo
+from tests.models import zoo
 from tvm_patch.run import run_compiled
 
 

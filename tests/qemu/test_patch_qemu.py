@@ -21,7 +21,7 @@ def test_vww_int8_patched_on_cortex_m4(compiled):
     got = run_compiled(patched.out_dir, device="qemu", inputs=inputs)
     want = run_compiled(layer.out_dir, device="qemu", inputs=inputs)
     np.testing.assert_array_equal(got.outputs[0], want.outputs[0])
-    assert got.report["peak_sram_bytes"] == patched.report["peak_sram_bytes"]
+    assert got.report.peak_sram_bytes == patched.report.peak_sram_bytes
 
 
 MODELS = ["vww_96_float.tflite", "pretrainedResnet.tflite", "pretrainedResnet_quant.tflite", "kws_ref_model.tflite"]
@@ -34,7 +34,7 @@ def test_patched_models_on_cortex_m4_equal_per_layer(name, compiled):
     """The planner's own choice, on the board: int8 identical, fp32 to float rounding."""
     model = mlperf_model(name)
     patched = compiled(model, target="cortex-m4", schedule="patch")
-    assert patched.report["schedule"] == "patch", patched.report.get("patch_refused")
+    assert patched.report.schedule == "patch", patched.report.patch_refused
     layer = compiled(model, target="cortex-m4")
     inputs = model_inputs(patched.report, seed=4)
     got = run_compiled(patched.out_dir, device="qemu", inputs=inputs).outputs[0]

@@ -15,12 +15,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from tvm_patch.targets.boards import BOARDS, Board, board_for
-from tvm_patch.targets.project import export_project
-from tvm_patch.targets.run import run_elf
-from tvm_patch.targets.toolchain import build_elf, elf_sizes, symbol_size
 
-from tvm_patch.errors import RunError
+from tvm_patch.targets.project import export_project
+from tvm_patch.targets.runner import run_elf
+from tvm_patch.targets.toolchain import build_elf, elf_sizes, symbol_size
+from tvm_patch_core.boards import BOARDS, Board, board_for
+from tvm_patch_core.errors import RunError
 
 pytestmark = pytest.mark.qemu
 
@@ -40,9 +40,7 @@ def elves(tmp_path_factory: pytest.TempPathFactory) -> dict[tuple[str, str], Pat
     """Every test model built for every board (about 0.2 s each)."""
     out = tmp_path_factory.mktemp("qemu")
     return {
-        (model, name): build_elf(
-            BOARDS[name], [DATA / model / "model.c"], [], out / f"{model}-{name}.elf"
-        )
+        (model, name): build_elf(BOARDS[name], [DATA / model / "model.c"], [], out / f"{model}-{name}.elf")
         for model in ("copy", "loop", "fault", "hang", "error")
         for name in CORTEX_M
     }
@@ -94,9 +92,7 @@ def test_stack_overflow_on_armv8m_hits_the_stack_limit(elves) -> None:
 
 
 def test_hang_times_out(elves) -> None:
-    with pytest.raises(
-        RunError, match=r"hang-mps2-an386.elf on mps2-an386 hung: no TVMP_DONE after 2 s"
-    ):
+    with pytest.raises(RunError, match=r"hang-mps2-an386.elf on mps2-an386 hung: no TVMP_DONE after 2 s"):
         run_elf(M4, elves["hang", "mps2-an386"], u32(0), 4, timeout_s=2.0)
 
 
@@ -155,9 +151,7 @@ def test_tvm_llvm_object_uses_the_runtime_workspace(tmp_path: Path, board_name: 
     board = BOARDS[board_name]
     kernel = _conv_kernel().build_kernel(board.llvm_target, tmp_path)
     elf, count = _run_conv(board, kernel, tmp_path)
-    symbols = subprocess.run(
-        ["arm-none-eabi-nm", str(elf)], capture_output=True, text=True, check=True
-    ).stdout
+    symbols = subprocess.run(["arm-none-eabi-nm", str(elf)], capture_output=True, text=True, check=True).stdout
     assert " D __TVMBackendAllocWorkspace" in symbols
     assert " D __TVMBackendFreeWorkspace" in symbols
     assert count > 0
@@ -171,9 +165,7 @@ def test_tvm_c_backend_kernel(tmp_path: Path) -> None:
 
 def test_exported_project_builds_with_make_and_runs(tmp_path: Path) -> None:
     project = export_project(M4, [DATA / "error" / "model.c"], [], tmp_path / "project")
-    headers = sorted(
-        p.relative_to(project / "include").as_posix() for p in (project / "include").rglob("*.h")
-    )
+    headers = sorted(p.relative_to(project / "include").as_posix() for p in (project / "include").rglob("*.h"))
     assert headers == [
         "dlpack/dlpack.h",
         "tvm/ffi/c_api.h",
@@ -183,9 +175,7 @@ def test_exported_project_builds_with_make_and_runs(tmp_path: Path) -> None:
     built = subprocess.run(["make", "-s"], cwd=project, capture_output=True, text=True, check=False)
     assert built.returncode == 0, built.stdout + built.stderr
     (project / "input.bin").write_bytes(u32(9))
-    ran = subprocess.run(
-        ["make", "-s", "run"], cwd=project, capture_output=True, text=True, timeout=30, check=False
-    )
+    ran = subprocess.run(["make", "-s", "run"], cwd=project, capture_output=True, text=True, timeout=30, check=False)
     assert ran.returncode == 0, ran.stdout + ran.stderr
     result, sentinel = ran.stdout.splitlines()[-2:]
     assert re.fullmatch(r"TVMP_RESULT rc=0 count=\d+ unit=instructions stack=\d+", result)

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tvm_patch import zoo
+from tests.models import zoo
 from tvm_patch.cli import main
 from tvm_patch.run import run_compiled
 
@@ -18,8 +18,25 @@ from tvm_patch.run import run_compiled
 def test_tune_in_qemu_then_compile_and_run(tmp_path, capsys):
     model = zoo.save(zoo.conv_chain([zoo.ConvSpec(8, stride=2), zoo.ConvSpec(8)], 3, 16), tmp_path / "chain.onnx")
     records = tmp_path / "records.json"
-    assert main(["tune", str(model), "--target", "cortex-m4", "--runner", "qemu", "--trials", "16",
-                 "--sram-cap", "6KiB", "-o", str(records)]) == 0
+    assert (
+        main(
+            [
+                "tune",
+                str(model),
+                "--target",
+                "cortex-m4",
+                "--runner",
+                "qemu",
+                "--trials",
+                "16",
+                "--sram-cap",
+                "6KiB",
+                "-o",
+                str(records),
+            ]
+        )
+        == 0
+    )
     printed = capsys.readouterr().out
     assert "instr" in printed and "over the cap rejected" in printed
     doc = json.loads(records.read_text())
@@ -35,20 +52,22 @@ def test_tune_in_qemu_then_compile_and_run(tmp_path, capsys):
     x = np.random.default_rng(0).standard_normal((1, 3, 16, 16)).astype("float32")
     tuned = run_compiled(tmp_path / "tuned", device="qemu", inputs=[x])
     untuned = run_compiled(tmp_path / "untuned", device="qemu", inputs=[x])
-    np.testing.assert_allclose(tuned.outputs[0], untuned.outputs[0], rtol=1e-5, atol=1e-5 * float(np.abs(untuned.outputs[0]).max()))
+    np.testing.assert_allclose(
+        tuned.outputs[0], untuned.outputs[0], rtol=1e-5, atol=1e-5 * float(np.abs(untuned.outputs[0]).max())
+    )
     # only records faster than InlineKernels' schedule are applied
-    assert tuned.report["instructions"] <= untuned.report["instructions"]
+    assert tuned.report.instructions <= untuned.report.instructions
 
 
 @pytest.mark.qemu
 def test_measure_kernel_counts_are_deterministic(tmp_path):
     import tvm
     from tvm.s_tir.meta_schedule.arg_info import ArgInfo
-    from tvm_patch.targets.boards import board_for
-    from tvm_patch.tune.runners import InProcessBuilder, measure_kernel, tuning_target
 
     from tvm_patch.frontend import load_model
     from tvm_patch.lower import lower_to_program
+    from tvm_patch.tune.runners import InProcessBuilder, measure_kernel, tuning_target
+    from tvm_patch_core.boards import board_for
 
     model = zoo.save(zoo.conv_chain([zoo.ConvSpec(4, stride=2)], 3, 8), tmp_path / "one.onnx")
     program = lower_to_program(load_model(model).mod)

@@ -32,6 +32,4 @@ def lsb_difference(got: list[np.ndarray], want: list[np.ndarray]) -> int:
     """Largest absolute difference over all outputs, in units of the last place."""
     if len(got) != len(want):
         raise ValueError(f"{len(got)} outputs vs {len(want)}")
-    return max(
-        int(np.abs(g.astype(np.int64) - w.astype(np.int64)).max()) for g, w in zip(got, want)
-    )
+    return max(int(np.abs(g.astype(np.int64) - w.astype(np.int64)).max()) for g, w in zip(got, want, strict=False))

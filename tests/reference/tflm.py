@@ -103,19 +103,14 @@ def check_inputs(model_path: str | Path, inputs: list[np.ndarray]) -> None:
     specs, _ = model_io(model_path)
     name = Path(model_path).name
     if not isinstance(inputs, (list, tuple)):
-        raise TflmInputError(
-            f"{name}: inputs must be a list of arrays, got {type(inputs).__name__}"
-        )
+        raise TflmInputError(f"{name}: inputs must be a list of arrays, got {type(inputs).__name__}")
     if len(inputs) != len(specs):
         raise TflmInputError(
-            f"{name} has {len(specs)} input(s) "
-            f"({'; '.join(s.describe() for s in specs)}), got {len(inputs)} array(s)"
+            f"{name} has {len(specs)} input(s) ({'; '.join(s.describe() for s in specs)}), got {len(inputs)} array(s)"
         )
-    for i, (x, s) in enumerate(zip(inputs, specs)):
+    for i, (x, s) in enumerate(zip(inputs, specs, strict=False)):
         if not isinstance(x, np.ndarray):
-            raise TflmInputError(
-                f"{name} input {i}: expected a numpy array, got {type(x).__name__}"
-            )
+            raise TflmInputError(f"{name} input {i}: expected a numpy array, got {type(x).__name__}")
         if x.dtype != s.dtype:
             hint = ""
             if s.scale:
@@ -124,14 +119,10 @@ def check_inputs(model_path: str | Path, inputs: list[np.ndarray]) -> None:
                     f"or .astype({s.dtype.name}) if the values are already {s.dtype.name}"
                 )
             raise TflmInputError(
-                f"{name} input {i} ({s.name}): dtype {x.dtype.name}, the model wants "
-                f"{s.describe()}{hint}"
+                f"{name} input {i} ({s.name}): dtype {x.dtype.name}, the model wants {s.describe()}{hint}"
             )
         if tuple(x.shape) != s.shape:
-            raise TflmInputError(
-                f"{name} input {i} ({s.name}): shape {list(x.shape)}, the model wants "
-                f"{s.describe()}"
-            )
+            raise TflmInputError(f"{name} input {i} ({s.name}): shape {list(x.shape)}, the model wants {s.describe()}")
 
 
 def _child(args: list) -> subprocess.CompletedProcess:
@@ -144,9 +135,7 @@ def _child(args: list) -> subprocess.CompletedProcess:
             timeout=CHILD_TIMEOUT_S,
         )
     except subprocess.TimeoutExpired:
-        raise TflmError(
-            f"TFLite Micro ({args[0]} {Path(args[1]).name}) took over {CHILD_TIMEOUT_S} s"
-        ) from None
+        raise TflmError(f"TFLite Micro ({args[0]} {Path(args[1]).name}) took over {CHILD_TIMEOUT_S} s") from None
 
 
 def _arena_too_small(proc: subprocess.CompletedProcess) -> bool:
@@ -160,9 +149,7 @@ def _failure(proc: subprocess.CompletedProcess) -> str:
     else:
         how = f"exited with code {proc.returncode}"
     said = [  # TFLM's own lines and the exception, without the Python traceback around them
-        line
-        for line in (proc.stderr or "").splitlines()
-        if line.strip() and not line.startswith((" ", "Traceback"))
+        line for line in (proc.stderr or "").splitlines() if line.strip() and not line.startswith((" ", "Traceback"))
     ]
     tail = "\n".join(said[-4:])
     return f"{how}: {tail}" if tail else how
@@ -224,11 +211,7 @@ def tflm_outputs_many(
     arena = tflm_arena_size(path) if arena_size is None else int(arena_size)
     with tempfile.TemporaryDirectory(prefix="tflm-") as tmp:
         src, dst = Path(tmp) / "inputs.npz", Path(tmp) / "outputs.npz"
-        arrays = {
-            f"s{k}_i{i}": np.ascontiguousarray(x)
-            for k, xs in enumerate(input_sets)
-            for i, x in enumerate(xs)
-        }
+        arrays = {f"s{k}_i{i}": np.ascontiguousarray(x) for k, xs in enumerate(input_sets) for i, x in enumerate(xs)}
         np.savez(src, **arrays)
         n_in = len(model_io(path)[0])
         proc = _child(["run", path, arena, n_in, src, dst, len(input_sets), len(out_specs)])
@@ -236,14 +219,10 @@ def tflm_outputs_many(
             hint = "; the arena is too small" if _arena_too_small(proc) else ""
             raise TflmError(f"{path.name}: TFLite Micro (arena {arena:,} B) {_failure(proc)}{hint}")
         with np.load(dst) as got:
-            return [
-                [got[f"s{k}_o{o}"] for o in range(len(out_specs))] for k in range(len(input_sets))
-            ]
+            return [[got[f"s{k}_o{o}"] for o in range(len(out_specs))] for k in range(len(input_sets))]
 
 
-def tflm_outputs(
-    model_path: str | Path, inputs: list[np.ndarray], arena_size: int | None = None
-) -> list[np.ndarray]:
+def tflm_outputs(model_path: str | Path, inputs: list[np.ndarray], arena_size: int | None = None) -> list[np.ndarray]:
     """TFLite Micro's outputs (reference kernels) for one list of inputs, in the model's order.
 
     `inputs` must match the model's input tensors in count, dtype and shape (TflmInputError

@@ -7,14 +7,9 @@ import random
 from collections.abc import Callable
 
 import pytest
-from tvm_patch.targets.arena import (
-    ArenaOverlapError,
-    ArenaPlan,
-    Buffer,
-    Placement,
-    liveness_lower_bound,
-    plan_arena,
-)
+
+from tvm_patch_core.arena import ArenaPlan, Buffer, Placement, liveness_lower_bound, plan_arena
+from tvm_patch_core.errors import ArenaOverlapError, TvmPatchError
 
 
 def _assert_disjoint_per_step(plan: ArenaPlan) -> None:
@@ -22,7 +17,7 @@ def _assert_disjoint_per_step(plan: ArenaPlan) -> None:
     steps = {t for p in plan.placements for t in range(p.buffer.first, p.buffer.last + 1)}
     for t in steps:
         live = sorted(
-            (p.offset, p.offset + p.buffer.size, p.buffer.name)
+            (p.offset, p.offset + p.buffer.size, p.buffer.key)
             for p in plan.placements
             if p.buffer.first <= t <= p.buffer.last
         )
@@ -48,7 +43,7 @@ def test_exact_offsets_small_example() -> None:
     ]
     plan = plan_arena(buffers, alignment=16)
     plan.check_no_overlap()
-    offsets = {p.buffer.name: p.offset for p in plan.placements}
+    offsets = {p.buffer.key: p.offset for p in plan.placements}
     assert offsets == {"conv1": 0, "add": 304, "input": 304, "conv2": 304, "ws": 368}
     assert plan.offset("ws") == 368
     assert plan.size == plan.lower_bound == 512
@@ -78,10 +73,8 @@ def test_random_inplace_requests_never_overlap(seed: int) -> None:
     buffers: list[Buffer] = []
     for i in range(rng.randint(2, 30)):
         first = rng.randint(0, 12)
-        source = rng.choice(buffers).name if buffers and rng.random() < 0.4 else None
-        buffers.append(
-            Buffer(f"t{i}", rng.randint(1, 3000), first, first + rng.randint(0, 4), source)
-        )
+        source = rng.choice(buffers).key if buffers and rng.random() < 0.4 else None
+        buffers.append(Buffer(f"t{i}", rng.randint(1, 3000), first, first + rng.randint(0, 4), source))
     plan = plan_arena(buffers)
     plan.check_no_overlap()
     assert plan.size >= plan.lower_bound
@@ -107,9 +100,9 @@ def test_check_no_overlap_rejects_overlapping_plan() -> None:
     a = Buffer("a", 64, 0, 2)
     b = Buffer("b", 64, 2, 3)  # both live at step 2
     plan = ArenaPlan((Placement(a, 0), Placement(b, 32)), 96, 128, "hand-made", 16)
-    with pytest.raises(ArenaOverlapError, match=r"'a' \(offset 0, 64 B, steps 0..2\) and 'b'"):
+    with pytest.raises(ArenaOverlapError, match=r"buffers a \(offset 0, 64 B, steps 0..2\) and b "):
         plan.check_no_overlap()
-    assert issubclass(ArenaOverlapError, ValueError)
+    assert issubclass(ArenaOverlapError, TvmPatchError)
     # The same offsets are fine when the lifetimes do not meet.
     c = Buffer("c", 64, 3, 3)
     ArenaPlan((Placement(a, 0), Placement(c, 32)), 96, 64, "hand-made", 16).check_no_overlap()
@@ -209,12 +202,12 @@ def test_print_plan_lists_names_and_sizes() -> None:
     text = plan.print_plan()
     assert f"arena {plan.size} B" in text and f"lower bound {plan.lower_bound} B" in text
     for b in buffers:
-        assert b.name in text and str(b.size) in text
+        assert b.key in text and str(b.size) in text
     assert ".##." in text  # conv1's timeline over steps 0..3
 
 
 def test_offset_of_unknown_buffer() -> None:
-    with pytest.raises(KeyError, match="no buffer named 'nope'"):
+    with pytest.raises(KeyError, match="no buffer nope"):
         plan_arena([Buffer("a", 1, 0, 0)]).offset("nope")
 
 

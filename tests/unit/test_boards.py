@@ -2,13 +2,10 @@
 
 from __future__ import annotations
 
-import re
-
 import pytest
-from tvm_patch.targets.boards import BOARDS, TARGET_BOARDS, Board, UnknownBoard, board_for
-from tvm_patch.targets.toolchain import linker_scripts, runtime_dir, runtime_sources
 
-from tvm_patch.errors import TvmPatchError
+from tvm_patch_core.boards import BOARDS, TARGET_BOARDS, UnknownBoard, board_for
+from tvm_patch_core.errors import TvmPatchError
 
 CORTEX_M = [board for board in BOARDS.values() if not board.is_host]
 
@@ -21,9 +18,9 @@ def test_every_target_names_a_board() -> None:
 
 
 def test_unknown_name_lists_the_valid_ones() -> None:
-    with pytest.raises(UnknownBoard, match="cortex-m4.*mps2-an386") as err:
+    with pytest.raises(UnknownBoard, match=r"cortex-m4.*mps2-an386") as err:
         board_for("cortex-m0")
-    assert isinstance(err.value, TvmPatchError) and isinstance(err.value, ValueError)
+    assert isinstance(err.value, TvmPatchError)
 
 
 @pytest.mark.parametrize(
@@ -60,7 +57,6 @@ def test_host_board() -> None:
     host = board_for("host")
     assert host.is_host and host.qemu_machine is None and host.llvm_target is None
     assert host.linker_script is None and host.gcc_flags == ()
-    assert linker_scripts(host) == []
 
 
 def test_boards_are_hashable_and_frozen() -> None:
@@ -68,35 +64,6 @@ def test_boards_are_hashable_and_frozen() -> None:
     assert {board: 1}[board] == 1
     with pytest.raises(AttributeError):
         board.name = "other"  # type: ignore[misc]
-
-
-_REGION = re.compile(
-    r"(FLASH|RAM)\s*\([a-z]+\)\s*:\s*ORIGIN\s*=\s*(0x[0-9a-fA-F]+),\s*LENGTH\s*=\s*(\d+)M"
-)
-
-
-@pytest.mark.parametrize("board", CORTEX_M, ids=lambda b: b.name)
-def test_linker_script_agrees_with_the_board(board: Board) -> None:
-    script, common = linker_scripts(board)
-    assert script.name == board.linker_script and common.is_file()
-    regions = {
-        m[0]: (int(m[1], 16), int(m[2]) * 1024 * 1024) for m in _REGION.findall(script.read_text())
-    }
-    assert regions["FLASH"][1] == board.flash_bytes
-    assert regions["RAM"][1] == board.ram_bytes
-    # The AN505 boots secure: code and data at the secure aliases (bit 28 set).
-    secure = board.cpu == "cortex-m33"
-    assert regions["FLASH"][0] == (0x10000000 if secure else 0x0)
-    assert regions["RAM"][0] == (0x38000000 if secure else 0x20000000)
-
-
-@pytest.mark.parametrize("board", list(BOARDS.values()), ids=lambda b: b.name)
-def test_runtime_sources_are_shipped(board: Board) -> None:
-    sources = runtime_sources(board)
-    assert all(path.is_file() and path.parent == runtime_dir() for path in sources)
-    assert {p.name for p in sources} >= {"tvmp_main.c", "tvmp_runtime.c"}
-    platform = "tvmp_platform_host.c" if board.is_host else "tvmp_platform_cortexm.c"
-    assert platform in {p.name for p in sources}
 
 
 def test_json_target_picks_the_board_of_its_cpu_and_keeps_the_target():
@@ -111,7 +78,7 @@ def test_json_target_picks_the_board_of_its_cpu_and_keeps_the_target():
 def test_json_target_without_a_board_is_refused():
     import pytest
 
-    from tvm_patch.errors import TvmPatchError
+    from tvm_patch_core.errors import TvmPatchError
 
     with pytest.raises(TvmPatchError, match="cortex-m55"):
         board_for('{"kind": "llvm", "mtriple": "thumbv8.1m.main-none-eabi", "mcpu": "cortex-m55"}')

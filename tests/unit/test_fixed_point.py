@@ -1,4 +1,4 @@
-"""tvm_patch.fixed_point against values worked out by hand (the TFLM comparisons are in
+"""tvm_patch_core.fixed_point against values worked out by hand (the TFLM comparisons are in
 tests/host/test_fixed_point_tflm.py)."""
 
 from __future__ import annotations
@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from tvm_patch import fixed_point as fp
+from tvm_patch_core import fixed_point as fp
 
 Q31 = 1 << 31
 
@@ -55,9 +55,7 @@ def test_multiply_by_quantized_multiplier_rounds_twice():
 
 
 def test_requantize_adds_zero_point_and_clamps():
-    np.testing.assert_array_equal(
-        fp.requantize([100, 10000, -10000], 1 << 30, -1, -10), [15, 127, -128]
-    )
+    np.testing.assert_array_equal(fp.requantize([100, 10000, -10000], 1 << 30, -1, -10), [15, 127, -128])
 
 
 def test_add_params_equal_scales():
@@ -87,9 +85,7 @@ def test_average_pool_round():
 
 
 def test_count_leading_zeros():
-    np.testing.assert_array_equal(
-        fp.count_leading_zeros32([0, 1, 3, (1 << 31) - 1, 1 << 31]), [32, 31, 30, 1, 0]
-    )
+    np.testing.assert_array_equal(fp.count_leading_zeros32([0, 1, 3, (1 << 31) - 1, 1 << 31]), [32, 31, 30, 1, 0])
 
 
 def test_logistic_and_tanh_at_the_zero_point_and_radius():
@@ -104,9 +100,7 @@ def test_logistic_and_tanh_at_the_zero_point_and_radius():
 def test_softmax_of_equal_values_is_a_quarter():
     """Four equal inputs: exp 1.0 each, sum 2^21 in Q12.19, reciprocal 1 with 2 bits over
     unit, 0.25 * 256 = 64 -> -64 with the -128 zero point."""
-    np.testing.assert_array_equal(
-        fp.softmax_int8(np.array([[5, 5, 5, 5]]), fp.softmax_params(0.1)), [[-64] * 4]
-    )
+    np.testing.assert_array_equal(fp.softmax_int8(np.array([[5, 5, 5, 5]]), fp.softmax_params(0.1)), [[-64] * 4])
 
 
 def test_hard_swish_of_zero_is_the_output_zero_point():

@@ -6,7 +6,7 @@ import re
 
 import pytest
 
-from tvm_patch.names import c_comment, is_identifier, sanitize, shown
+from tvm_patch_core.names import c_comment, is_identifier, sanitize, shown
 
 PAYLOADS = [
     "serving_default_input:0",

@@ -8,9 +8,9 @@ import sys
 
 import pytest
 
-from tvm_patch import outdir
-from tvm_patch.errors import OutputDirError
-from tvm_patch.outdir import MARKER, STAGING_MARKER, check_out_dir, clean_stale, staged_output
+from tvm_patch_core import outdir
+from tvm_patch_core.errors import OutputDirError
+from tvm_patch_core.outdir import MARKER, STAGING_MARKER, check_out_dir, clean_stale, staged_output
 
 
 @pytest.fixture
@@ -113,19 +113,26 @@ def test_out_gets_the_users_umask(tmp_path):
 
 
 def _dead_pid() -> int:
-    proc = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True, check=True)
+    proc = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True, check=True
+    )
     return int(proc.stdout)
 
 
 def test_stale_staging_of_a_killed_compile_is_cleaned(tmp_path):
     out = tmp_path / "out"
-    stale = tmp_path / ".out.tvmc-staging-abc"
+    dead = _dead_pid()
+    stale = tmp_path / f".out.tvmc-staging-{dead}-abc"
     stale.mkdir()
-    (stale / STAGING_MARKER).write_text(f"{_dead_pid()}\n")
-    live = tmp_path / ".out.tvmc-staging-live"
+    (stale / STAGING_MARKER).write_text(f"{dead}\n")
+    (stale / "half.c").write_text("int x;")
+    killed_early = tmp_path / f".out.tvmc-staging-{dead}-def"  # killed before its marker: empty
+    killed_early.mkdir()
+    live = tmp_path / f".out.tvmc-staging-{os.getppid()}-ghi"
     live.mkdir()
     (live / STAGING_MARKER).write_text(f"{os.getppid()}\n")  # a running process: another compile
-    foreign = tmp_path / ".out.tvmc-staging-user"
-    foreign.mkdir()  # no marker: not ours, never touched
-    assert clean_stale(out) == [stale]
-    assert not stale.exists() and live.exists() and foreign.exists()
+    foreign = tmp_path / f".out.tvmc-staging-{dead}-user"
+    foreign.mkdir()
+    (foreign / "notes.txt").write_text("mine")  # no marker and not empty: not ours, never touched
+    assert sorted(clean_stale(out)) == sorted([stale, killed_early])
+    assert not stale.exists() and not killed_early.exists() and live.exists() and foreign.exists()

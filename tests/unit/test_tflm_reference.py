@@ -97,16 +97,14 @@ def test_oracle_agrees_with_tflite(name):
     known few LSB of its optimized kernels, on seeded random int8 inputs."""
     path = _model(name)
     sets = [random_inputs(path, seed) for seed in SEEDS]
-    for seed, x, got in zip(SEEDS, sets, tflm_outputs_many(path, sets)):
+    for seed, x, got in zip(SEEDS, sets, tflm_outputs_many(path, sets), strict=False):
         ref = litert_outputs(path, x, reference_kernels=True)
         assert lsb_difference(got, ref) == 0, (
-            f"{name} seed {seed}: TFLM differs from TFLite's reference kernels by "
-            f"{lsb_difference(got, ref)} LSB"
+            f"{name} seed {seed}: TFLM differs from TFLite's reference kernels by {lsb_difference(got, ref)} LSB"
         )
         lsb = lsb_difference(got, litert_outputs(path, x))
         assert lsb <= LITERT_DEFAULT_LSB[name], (
-            f"{name} seed {seed}: {lsb} LSB from TFLite's default kernels, known bound "
-            f"{LITERT_DEFAULT_LSB[name]}"
+            f"{name} seed {seed}: {lsb} LSB from TFLite's default kernels, known bound {LITERT_DEFAULT_LSB[name]}"
         )
 
 
@@ -115,8 +113,8 @@ def test_deterministic_and_input_dependent():
     oracle that ignored its inputs would pass the first check alone)."""
     a, b = random_inputs(SMALL, 0), random_inputs(SMALL, 1)
     first, again, other = tflm_outputs(SMALL, a), tflm_outputs(SMALL, a), tflm_outputs(SMALL, b)
-    assert all(np.array_equal(x, y) for x, y in zip(first, again)), "TFLM is not deterministic"
-    assert not all(np.array_equal(x, y) for x, y in zip(first, other)), "outputs ignore the input"
+    assert all(np.array_equal(x, y) for x, y in zip(first, again, strict=False)), "TFLM is not deterministic"
+    assert not all(np.array_equal(x, y) for x, y in zip(first, other, strict=False)), "outputs ignore the input"
     _, out_specs = model_io(SMALL)
     assert [(o.dtype, o.shape) for o in first] == [(s.dtype, s.shape) for s in out_specs]
 
@@ -125,8 +123,8 @@ def test_many_sets_in_one_child_equal_single_runs():
     """tflm_outputs_many resets the interpreter between sets: same bytes as one call each."""
     sets = [random_inputs(SMALL, seed) for seed in SEEDS]
     many = tflm_outputs_many(SMALL, sets)
-    for x, got in zip(sets, many):
-        assert all(np.array_equal(g, w) for g, w in zip(got, tflm_outputs(SMALL, x)))
+    for x, got in zip(sets, many, strict=False):
+        assert all(np.array_equal(g, w) for g, w in zip(got, tflm_outputs(SMALL, x), strict=False))
 
 
 @pytest.mark.parametrize(
@@ -142,7 +140,7 @@ def test_many_sets_in_one_child_equal_single_runs():
 def test_refuses_wrong_input(bad, words):
     """Inputs are never cast or reshaped: the message names the model, input and what it wants."""
     (x,) = random_inputs(SMALL, 0)
-    with pytest.raises(TflmInputError, match="op_coverage_32_int8.tflite input 0") as err:
+    with pytest.raises(TflmInputError, match=r"op_coverage_32_int8.tflite input 0") as err:
         tflm_outputs(SMALL, [bad(x)])
     assert words in str(err.value)
 

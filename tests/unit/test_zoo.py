@@ -10,8 +10,8 @@ import onnx
 import pytest
 from onnx import numpy_helper, shape_inference
 
-from tvm_patch import zoo
-from tvm_patch.zoo import ConvSpec, conv_chain, mobilenet_v2
+from tests.models import zoo
+from tests.models.zoo import ConvSpec, conv_chain, mobilenet_v2
 
 ort = pytest.importorskip("onnxruntime")
 
@@ -32,16 +32,13 @@ def _run(model: onnx.ModelProto, extra_outputs: bool = False, seed: int = 1) -> 
     shape = [d.dim_value for d in model.graph.input[0].type.tensor_type.shape.dim]
     x = np.random.default_rng(seed).standard_normal(shape).astype(np.float32)
     names = [o.name for o in sess.get_outputs()]
-    return dict(zip(names, sess.run(None, {"input": x}))) | {"input": x}
+    return dict(zip(names, sess.run(None, {"input": x}), strict=False)) | {"input": x}
 
 
 def _shapes(model: onnx.ModelProto) -> dict[str, list[int]]:
     inferred = shape_inference.infer_shapes(model, strict_mode=True)
     g = inferred.graph
-    return {
-        v.name: [d.dim_value for d in v.type.tensor_type.shape.dim]
-        for v in [*g.input, *g.value_info, *g.output]
-    }
+    return {v.name: [d.dim_value for d in v.type.tensor_type.shape.dim] for v in [*g.input, *g.value_info, *g.output]}
 
 
 def _macs(model: onnx.ModelProto) -> int:

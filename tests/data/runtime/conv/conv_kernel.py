@@ -19,7 +19,10 @@ def _module():
 
     a = te.placeholder((N, C, H, W), name="A")
     w = te.placeholder((K, C, 3, 3), name="W")
-    inside = lambda h, w_: tvm.tirx.all(h >= 1, h <= H, w_ >= 1, w_ <= W)
+
+    def inside(h, w_):
+        return tvm.tirx.all(h >= 1, h <= H, w_ >= 1, w_ <= W)
+
     pad = te.compute(
         (N, C, H + 2, W + 2),
         lambda n, c, h, x: tvm.tirx.if_then_else(inside(h, x), a[n, c, h - 1, x - 1], 0.0),

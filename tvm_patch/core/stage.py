@@ -1,0 +1,94 @@
+"""The patch stage as data: the plan (which layers, which tiles) and what it does to the graph.
+
+The build (tvm_patch/rewrite.py, build_stage) turns the first K calls into ONE call of the fused,
+tiled stage kernel (passes/fuse_stage.py + passes/patch_tir.py). The planner needs the same
+graph and the stage's scratch bytes for many candidate plans without building them:
+`staged_graph` is that graph, `stage_scratch` predicts the kernel's scratch pool from the
+windows of windows.py, laid out by the same arena planner PatchTIR uses (tests check it
+against the built kernel).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+from .arena import ALIGNMENT, Buffer, plan_arena
+from .graph import Call, Graph
+from .layers import Layer
+from .windows import Window, out_hw, stage_windows
+
+STAGE_KERNEL = "patch_stage"  # the fused stage PrimFunc's global symbol
+
+
+@dataclass(frozen=True)
+class PatchPlan:
+    """The stage (layer indices 0..K-1) and the tiles of its last output, per axis."""
+
+    stage: tuple[int, ...]
+    tiles_h: tuple[tuple[int, int], ...]
+    tiles_w: tuple[tuple[int, int], ...]
+
+    @property
+    def grid(self) -> tuple[int, int]:
+        return len(self.tiles_h), len(self.tiles_w)
+
+
+@dataclass(frozen=True)
+class StageInfo:
+    """A built (or predicted) stage: its plan, windows and scratch."""
+
+    plan: PatchPlan
+    layout: str
+    windows: tuple[dict[int, tuple[Window, Window]], ...]  # per patch: layer -> (input, output) window
+    scratch: dict[int, int]  # layer index -> bytes of its largest output window (the last: none)
+    pool_bytes: int  # the stage kernel's scratch pool
+
+
+def plan_windows(layers: list[Layer], plan: PatchPlan) -> tuple[dict[int, tuple[Window, Window]], ...]:
+    return tuple(
+        stage_windows(layers, plan.stage, Window(ty[0], ty[1], tx[0], tx[1]))
+        for ty in plan.tiles_h
+        for tx in plan.tiles_w
+    )
+
+
+def stage_scratch(
+    graph: Graph, layers: list[Layer], plan: PatchPlan, windows: tuple[dict, ...]
+) -> tuple[dict[int, int], int]:
+    """(layer -> bytes of its scratch, pool bytes): each stage layer but the last keeps its
+    output in a region as tall and as wide as its largest window (PatchTIR's layout), live from
+    the layer that writes it to the last stage layer that reads it; PatchTIR keeps one pool
+    per dtype (int8 maps and a float32 residual path do not share bytes)."""
+    stage = list(plan.stage)
+    pos = {layers[i].name: k for k, i in enumerate(stage)}
+    scratch: dict[int, int] = {}
+    by_dtype: dict[str, list[Buffer]] = {}
+    for k, i in enumerate(stage[:-1]):
+        full = graph.tensors[graph.calls[i].outputs[0]]
+        h, w = out_hw(layers[i])
+        per_pixel = full.nbytes // max(1, h * w)
+        scratch[i] = max(win[i][1].height for win in windows) * max(win[i][1].width for win in windows) * per_pixel
+        readers = [pos[layers[j].name] for j in stage if layers[i].name in layers[j].inputs]
+        by_dtype.setdefault(full.dtype, []).append(Buffer(str(i), scratch[i], k, max(readers, default=k)))
+    pool = sum(plan_arena(b, alignment=ALIGNMENT).size for b in by_dtype.values())  # one pool per dtype
+    return scratch, pool
+
+
+def staged_graph(graph: Graph, plan: PatchPlan) -> Graph:
+    """`graph` with the stage's calls replaced by one call that reads what the stage reads from
+    outside and writes the stage's last output; the stage's intermediates are gone."""
+    stage = list(plan.stage)
+    inner = {graph.calls[i].outputs[0] for i in stage[:-1]}
+    ins: list[str] = []
+    for i in stage:
+        ins += [t for t in graph.calls[i].inputs if t not in inner and t not in ins]
+    call = Call(STAGE_KERNEL, tuple(ins), graph.calls[stage[-1]].outputs)
+    tensors = {n: t for n, t in graph.tensors.items() if n not in inner}
+    return replace(graph, calls=(call, *graph.calls[len(stage) :]), tensors=tensors)
+
+
+def predict_stage(graph: Graph, layers: list[Layer], plan: PatchPlan, layout: str) -> tuple[Graph, StageInfo]:
+    """The staged graph and the stage as the build will make it (pool predicted)."""
+    windows = plan_windows(layers, plan)
+    scratch, pool = stage_scratch(graph, layers, plan, windows)
+    return staged_graph(graph, plan), StageInfo(plan, layout, windows, scratch, pool)
