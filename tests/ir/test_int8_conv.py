@@ -7,6 +7,7 @@ multipliers in Expected come from fixed_point, the TFLM arithmetic checked again
 from __future__ import annotations
 
 import numpy as np
+import pytest
 import tvm
 from tvm import relax
 
@@ -243,3 +244,9 @@ def test_frontend_is_read_off_the_zero_points():
         return relax.op.quantize(d, relax.const(np.float32(0.05)), relax.const(np.int8(-3)), axis=1, out_dtype="int8")
 
     assert quantization_semantics(module(X_IN, onnx_body)) == "onnx"
+
+
+def test_unknown_rounding_is_rejected():
+    """Only TFLM's rounding and ONNX's ties-to-even exist: anything else is refused at construction."""
+    with pytest.raises(ValueError, match="rounding 'nearest'"):
+        IntegerConvDense("nearest")
