@@ -40,10 +40,18 @@ def resolve_kernel_backend(requested: KernelBackend, board: Board) -> KernelBack
     return KernelBackend.C if board.llvm_target is None else CORTEX_M_DEFAULT
 
 
-def build_kernels(kernels: tvm.IRModule, board: Board, backend: KernelBackend, out_dir: Path) -> Kernels:
+def build_kernels(
+    kernels: tvm.IRModule, board: Board, backend: KernelBackend, out_dir: Path, argument_checks: bool = True
+) -> Kernels:
     """Write kernels.c always and, for the llvm backend, kernels*.o for the board;
-    `sources`/`objects` are what the board build links."""
+    `sources`/`objects` are what the board build links. Without `argument_checks` the kernels
+    carry none of TVM's packed-API asserts on their arguments (targets/build.py decides)."""
     out_dir.mkdir(parents=True, exist_ok=True)
+    with tvm.transform.PassContext(config={"tirx.disable_assert": not argument_checks}):
+        return _build(kernels, board, backend, out_dir)
+
+
+def _build(kernels: tvm.IRModule, board: Board, backend: KernelBackend, out_dir: Path) -> Kernels:
     c_target = Target({"kind": "c"})
     with native_stderr() as log:
         lowered = lower_for_target(kernels, c_target)

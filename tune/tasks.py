@@ -21,7 +21,7 @@ from pathlib import Path
 
 import tvm
 import tvm_ffi
-from tvm import tirx
+from tvm import s_tir, tirx
 
 from tvm_patch_core import liveness
 from tvm_patch_core.arena import live_per_step
@@ -90,9 +90,18 @@ def tunable_kernels(program: Program, per_layer: Program) -> tuple[dict[str, tir
             skipped[name] = "not a FuseTIR kernel (patch stage)"
         elif not tvm_ffi.structural_equal(func, per_layer.kernels[name]):
             skipped[name] = "rescheduled after lowering (in place)"
+        elif _reductions(fused[name]) > 1:  # MetaSchedule's compute-location rules fail on these
+            skipped[name] = "several reduction stages (int8 softmax: row max, sum, reciprocal)"
         else:
             tunable[name] = fused[name]
     return tunable, skipped
+
+
+def _reductions(func: tirx.PrimFunc) -> int:
+    found = []
+    reduces = [(s_tir.SBlock, lambda b: found.append(any(iv.iter_type == 2 for iv in b.iter_vars)))]  # CommReduce
+    tvm_ffi.structural_walk(func.body, reduces)
+    return sum(found)
 
 
 def kernel_steps(graph: Graph) -> dict[str, list[int]]:

@@ -25,6 +25,7 @@ from tvm_patch_core.errors import DynamicShapeError, ModelLoadError
 from tvm_patch_core.graph import shape_bytes
 from tvm_patch_core.names import sanitize, shown
 
+from .int8 import lower_int8
 from .onnx_import import import_onnx
 from .tflite_import import import_tflite
 
@@ -83,8 +84,9 @@ def load_model(
 
 def normalize(mod: tvm.IRModule) -> tvm.IRModule:
     """What every later step expects of a frontend's module: ONNX Clip's TE min/max kernels
-    back as Relax ops, weight-only subgraphs folded to constants."""
-    return relax.transform.FoldConstant()(_te_minmax_to_ops(mod))
+    back as Relax ops, int8 ops as integer ops (before folding: weights stay int8), weight-only
+    subgraphs folded to constants."""
+    return relax.transform.FoldConstant()(lower_int8(_te_minmax_to_ops(mod)))
 
 
 def safe_names(mod: tvm.IRModule) -> tvm.IRModule:

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import re
 import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -47,7 +49,7 @@ def import_tflite(
     if not allow_nonfinite:
         _check_finite_tflite(path, model, graph)
     try:
-        with native_stderr(), warnings.catch_warnings():
+        with native_stderr(), warnings.catch_warnings(), quantized_byte_moves():
             warnings.simplefilter("ignore")
             mod = from_tflite(model, shape_dict=dict(input_shapes) or None)
     except tvm.error.OpNotImplemented as err:
@@ -86,3 +88,22 @@ def _name_tflite_layer(path: Path, model: tflite.Model, graph: tflite.SubGraph, 
             out = graph.Tensors(op.Outputs(0)).Name().decode("utf-8", "replace")
             return f"{path.name}: operator {name} (layer {i}, output {shown(out)}) is not supported"
     return f"{path.name}: " + shown(" ".join(message.split())[:300], quote=False)
+
+
+# TVM's TFLite frontend refuses quantized ops outside its list, including these, although their
+# converters only move int8 values (PAD/PADV2 pad with the input's zero point or the given
+# quantized constant; TRANSPOSE is a permute_dims of the int8 tensor).
+BYTE_MOVES = frozenset({"PAD", "PADV2", "TRANSPOSE"})
+
+
+@contextmanager
+def quantized_byte_moves() -> Iterator[None]:
+    """Let the TFLite frontend import quantized PAD / PADV2 / TRANSPOSE while in this block."""
+    from tvm.relax.frontend.tflite.tflite_frontend import OperatorConverter
+
+    known = OperatorConverter._SUPPORTED_QUANTIZED_OPS
+    OperatorConverter._SUPPORTED_QUANTIZED_OPS = known | BYTE_MOVES
+    try:
+        yield
+    finally:
+        OperatorConverter._SUPPORTED_QUANTIZED_OPS = known

@@ -20,7 +20,9 @@ VWW_INT8_LIVE_PEAK = 55_296
 EXPECTED_ARENA = {  # bytes of `tvmp_arena` in the cortex-m4 ELF, today
     "vww_96_int8.tflite": 55_296,
     "vww_96_float.tflite": 221_184,
-    "pretrainedResnet_quant.tflite": 57_344,
+    # 57,344 before the int8 lowering: a 16x16x32 map crossed kernels as float32 (32,768 B);
+    # now every tensor between kernels is int8
+    "pretrainedResnet_quant.tflite": 32_768,
     "kws_ref_model.tflite": 16_000,
 }
 

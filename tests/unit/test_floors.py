@@ -1,9 +1,9 @@
 """The package is a house with floors: every module imports only from its own floor or below,
 and only at the top of the file (a function-level import hides a cycle).
 
-    0 data        tvm_patch_core: errors, names, options, boards, graph, layers, report, ...
+    0 data        tvm_patch_core: errors, names, options, boards, graph, layers, report, fixed_point, ...
     1 planning    tvm_patch_core: arena, liveness, windows, stage, inplace_rules, patch_planner
-    2 frontend    tvm_patch: frontend, onnx_import, tflite_import, model_checks, layer_graph, lower; passes/
+    2 frontend    tvm_patch: frontend, onnx_import, tflite_import, model_checks, int8, layer_graph, lower; passes/
     3 rewrite     tvm_patch: rewrite, pipelines
     4 targets     targets/
     5 tuning      tune/
@@ -30,6 +30,7 @@ PACKAGE_DIRS = {  # pyproject's package-dir
     "tvm_patch": REPO / "tvm_patch",
 }
 DATA = {"errors", "names", "options", "boards", "graph", "layers", "report", "progress", "capture", "outdir"}
+DATA |= {"fixed_point"}  # TFLite Micro's int8 arithmetic in numpy (the integer passes' numbers)
 PLANNING = {"arena", "liveness", "windows", "stage", "inplace_rules", "patch_planner"}
 HEAVY = ("tvm", "tvm_ffi", "onnx", "tflite", "matplotlib", "onnxruntime")
 
@@ -51,6 +52,7 @@ def floor(module: str) -> int:
     leaf = module.removeprefix("tvm_patch").lstrip(".") or "__init__"
     table = {
         **dict.fromkeys(("frontend", "onnx_import", "tflite_import", "model_checks", "layer_graph", "lower"), 2),
+        "int8": 2,
         **dict.fromkeys(("rewrite", "pipelines"), 3),
         **dict.fromkeys(("summary", "plot", "compile", "run", "cli", "__init__"), 6),
     }
