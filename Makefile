@@ -15,7 +15,7 @@ test: setup  ## the whole test suite (CI runs this)
 bench: setup  ## every benchmark whose figures are in the README (slow: about an hour)
 	$(PY) bench/memory_planners.py --markdown
 	$(PY) bench/kernel_backends.py
-	$(PY) bench/int8_vs_tflite.py
+	$(PY) bench/int8.py --seeds 5
 	$(PY) bench/tflm_vs_litert.py
 	$(PY) bench/patch.py
 	$(PY) bench/tune.py

@@ -15,13 +15,13 @@ import tvm
 from tvm_patch_core import liveness
 from tvm_patch_core.arena import ArenaPlan
 from tvm_patch_core.boards import Board
-from tvm_patch_core.errors import ArenaTooLarge
+from tvm_patch_core.errors import ArenaTooLarge, FlashTooLarge
 from tvm_patch_core.graph import Graph, TensorKind
 from tvm_patch_core.options import KernelBackend
 
 from .emit_c import EmittedModel, emit_model
 from .kernels import Kernels, build_kernels
-from .toolchain import build_elf
+from .toolchain import build_elf, elf_sizes
 
 
 @dataclass(frozen=True)
@@ -50,7 +50,9 @@ def build_program(
     """Write `out_dir/src` (the C) and `out_dir/model.elf`; `name` is the model's identifier,
     `labels` its input and output names for the header's comments."""
     src = out_dir / "src"
+    check_flash(name, board, weight_bytes(graph))  # before the long build: the weights alone
     built = build_kernels(kernels, board, backend, src, keeps_argument_checks(graph))  # C source or LLVM object
+    check_flash(name, board, weight_bytes(graph), sum(elf_sizes(o)["flash"] for o in built.objects))
     workspace = liveness.step_workspaces(graph, built.workspace)
     plan = liveness.plan(graph, workspace)  # one static arena, offsets planned
     plan.check_no_overlap()
@@ -68,6 +70,22 @@ def keeps_argument_checks(graph: Graph) -> bool:
     them, so the fp32 build is unchanged byte for byte."""
     weights = [t for t in graph.tensors.values() if t.kind is TensorKind.WEIGHT]
     return not weights or any(t.dtype.startswith("float") for t in weights)
+
+
+def weight_bytes(graph: Graph) -> int:
+    """Flash the weights take as the emitter writes them (whole words, 16-byte aligned)."""
+    return sum(-(-t.nbytes // 16) * 16 for t in graph.tensors.values() if t.kind is TensorKind.WEIGHT)
+
+
+def check_flash(model: str, board: Board, weights: int, kernels: int = 0) -> None:
+    """Refuse a program whose weights (and kernel objects) alone exceed the board's flash."""
+    if board.flash_bytes is None or weights + kernels <= board.flash_bytes:
+        return
+    code = f" and its kernels {kernels:,} B" if kernels else ""
+    raise FlashTooLarge(
+        f"{model}: the weights need {weights:,} B{code}, but {board.name} has {board.flash_bytes:,} B of flash; "
+        "compile an int8 model (integer weights take a quarter of float32's), or a board with more flash"
+    )
 
 
 def check_fits(model: str, arena: int, board: Board, sram_cap: int | None) -> None:

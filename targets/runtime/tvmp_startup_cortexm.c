@@ -3,7 +3,7 @@
  *   1. The vector table (.vectors, first in flash) holds the initial SP (top
  *      of the stack, which sits at the bottom of RAM so an overflow can never
  *      run into .data/.bss/the arena) and Reset_Handler.
- *   2. Reset_Handler enables the FPU through CPACR before any code that may
+ *   2. Reset_Handler enables the FPU (where there is one) through CPACR before any code that may
  *      touch a float register, makes a stack overflow fault (MSPLIM on
  *      Armv8-M; on Armv7-M an MPU no-access region over the 64 KiB below the
  *      stack, which QEMU would otherwise let writes vanish into), enables the MemManage/BusFault/UsageFault handlers so a fault
@@ -60,8 +60,10 @@ static void stack_guard(void) {
 #endif
 
 void Reset_Handler(void) {
+#if defined(__ARM_FP)
   SCB_CPACR |= 0xFu << 20; /* CP10 and CP11 (the FPU): full access */
   __asm__ volatile("dsb\n\tisb" ::: "memory");
+#endif
 #if defined(__ARM_ARCH_8M_MAIN__) || defined(__ARM_ARCH_8_1M_MAIN__)
   __asm__ volatile("msr msplim, %0" ::"r"(__tvmp_stack_limit));
   SCB_SHCSR |= 1u << 19; /* SecureFault */

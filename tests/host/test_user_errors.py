@@ -224,3 +224,13 @@ def test_tvm_warnings_only_with_verbose(model, tmp_path):
         check=False,
     )
     assert loud.returncode == 0 and "vector bits" in loud.stderr
+
+
+def test_weights_over_the_boards_flash_are_refused_before_the_build(tmp_path, capsys):
+    """4.6 MB of float32 weights (500 x 256 x 3 x 3) cannot fit mps2-an386's 4 MiB of code
+    memory: refused with both sizes before any kernel is generated, not by the linker."""
+    w = np.zeros((500, 256, 3, 3), "float32")
+    path = tiny.conv(tmp_path / "big.onnx", cin=256, cout=500, size=4, weight=w)
+    err = one_error(["compile", str(path), "--target", "cortex-m4", "-o", str(tmp_path / "o")], capsys,
+                    "FlashTooLarge", "4,194,304 B of flash", "mps2-an386")  # fmt: skip
+    assert "weights need 4,61" in err and "kernels" not in err.split("flash")[0], err

@@ -1,4 +1,4 @@
-"""The boards tvm-patch builds for: the host, and three QEMU mps2 Cortex-M machines.
+"""The boards tvm-patch builds for: the host, and four QEMU mps2 Cortex-M machines.
 
 Facts below were checked against QEMU 7.2 (hw/arm/mps2.c, hw/arm/mps2-tz.c) and
 on the emulator itself: a firmware read MVFR0 (0x10110021 on the M4 and M33:
@@ -50,13 +50,15 @@ class Board:
         return None if self.clock_hz is None else 1_000_000_000 // self.clock_hz
 
 
-def _cortex_m(name: str, cpu: str, fpu: str, mtriple: str, code: int, ram: int, clock_hz: int) -> Board:
+def _cortex_m(name: str, cpu: str, fpu: str | None, mtriple: str, code: int, ram: int, clock_hz: int) -> Board:
+    """A QEMU mps2 board; `fpu` None: no FPU, soft-float ABI (every float op a library call)."""
+    abi = "hard" if fpu else "soft"
     return Board(
         name=name,
         cpu=cpu,
         qemu_machine=name,
-        gcc_flags=(f"-mcpu={cpu}", "-mthumb", f"-mfpu={fpu}", "-mfloat-abi=hard"),
-        llvm_target={"kind": "llvm", "mtriple": mtriple, "mcpu": cpu, "mfloat-abi": "hard"},
+        gcc_flags=(f"-mcpu={cpu}", "-mthumb", *([f"-mfpu={fpu}"] if fpu else []), f"-mfloat-abi={abi}"),
+        llvm_target={"kind": "llvm", "mtriple": mtriple, "mcpu": cpu, "mfloat-abi": abi},
         ram_bytes=ram,
         flash_bytes=code,
         clock_hz=clock_hz,
@@ -76,6 +78,9 @@ BOARDS: dict[str, Board] = {
         clock_hz=None,
         linker_script=None,
     ),
+    # AN385: Cortex-M3 (Armv7-M: no FPU, no DSP extension), the same memory map and clock as
+    # the AN386 below; int8 models need neither (tests check they link no soft-float routine).
+    "mps2-an385": _cortex_m("mps2-an385", "cortex-m3", None, "thumbv7m-none-eabi", 4 * MiB, 4 * MiB, 25_000_000),
     # AN386: Cortex-M4 with FPv4 single precision. Code in ZBT SSRAM1 at 0x0,
     # data in ZBT SSRAM2&3 at 0x20000000; SYSCLK 25 MHz.
     "mps2-an386": _cortex_m(
@@ -105,6 +110,7 @@ BOARDS: dict[str, Board] = {
 
 TARGET_BOARDS: dict[str, str] = {
     "host": "host",
+    "cortex-m3": "mps2-an385",
     "cortex-m4": "mps2-an386",
     "cortex-m7": "mps2-an500",
     "cortex-m33": "mps2-an505",

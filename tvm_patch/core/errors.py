@@ -34,6 +34,10 @@ class ArenaTooLarge(TvmPatchError):
     """The planned arena does not fit the board's RAM or the --sram-cap."""
 
 
+class FlashTooLarge(TvmPatchError):
+    """The weights (and kernels) cannot fit the board's flash."""
+
+
 class ArenaOverlapError(TvmPatchError):
     """A plan puts two simultaneously live buffers on the same bytes, or a buffer out of bounds."""
 
