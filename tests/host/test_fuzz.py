@@ -1,0 +1,38 @@
+"""Differential fuzzing in CI: seeded random conv chains, per layer vs patched vs onnxruntime.
+
+REGRESSIONS are the shrunk reproducers (`python bench/fuzz.py --shrink SEED`) of bugs the
+fuzzer found, each pinned to the patch plan that failed and to the outcome it must have now.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.models.fuzz_chains import Case, LayerSpec, is_real_reason, run_case
+
+REGRESSIONS = {
+    # TVM's C codegen reused a max operand read before the accumulator's update (seed 7: one
+    # 1x1 MaxPool + Relu; here twice, so the patch stage kernel has the pattern too).
+    "maxpool 1x1 + relu": (
+        Case(7, False, 1, 8, 8, (LayerSpec("maxpool", act="relu"),) * 2, split=2, grid=(2, 2)),
+        "ok",
+    ),
+}
+
+
+def _check(case: Case, tmp_path) -> str:
+    outcome = run_case(case, tmp_path)
+    if outcome.known:  # a crash whose fix is on another branch (see KNOWN_BUGS)
+        pytest.xfail(outcome.known)
+    what = f"{outcome.case}\nplan: {outcome.plan}\n{outcome.status}: {outcome.reason}\n{outcome.detail}"
+    assert outcome.status in ("ok", "refused"), what
+    if outcome.status == "refused":
+        assert is_real_reason(outcome.reason.split(": ", 1)[-1]), what
+    return outcome.status
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", sorted(REGRESSIONS))
+def test_fuzz_regression(name, tmp_path):
+    case, expected = REGRESSIONS[name]
+    assert _check(case, tmp_path) == expected
