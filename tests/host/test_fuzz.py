@@ -10,11 +10,18 @@ import pytest
 
 from tests.models.fuzz_chains import Case, LayerSpec, is_real_reason, run_case
 
+_PADDED_1X1 = LayerSpec("conv", 2, stride=(1, 2), pads=(2, 3, 2, 1), bias=False)
+
 REGRESSIONS = {
     # TVM's C codegen reused a max operand read before the accumulator's update (seed 7: one
     # 1x1 MaxPool + Relu; here twice, so the patch stage kernel has the pattern too).
     "maxpool 1x1 + relu": (
         Case(7, False, 1, 8, 8, (LayerSpec("maxpool", act="relu"),) * 2, split=2, grid=(2, 2)),
+        "ok",
+    ),
+    # Output columns that read only padding made the planner raise "negative extent" (seed 34).
+    "1x1 conv padded wider than its kernel": (
+        Case(34, False, 1, 8, 8, (LayerSpec("maxpool"), _PADDED_1X1), split=2, grid=(1, 3)),
         "ok",
     ),
 }

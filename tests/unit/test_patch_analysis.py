@@ -85,6 +85,16 @@ def test_3x3_s2_tflite_asymmetric_padding():
     assert input_window(layer, Window(10, 12, 10, 11)) == Window(20, 25, 20, 23)
 
 
+def test_outputs_that_read_only_padding_need_an_empty_window():
+    """A pad wider than the kernel's span: some output rows and columns are padding (and bias)
+    only. Their window is empty, at the border it would have read (fuzzer seed 34: the
+    planner raised "negative extent" on a 1x1 conv padded (2, 3, 2, 1))."""
+    layer = conv(0, "a", ("x",), 8, 12, k=1, pad=(2, 2, 2, 2))
+    assert input_window(layer, Window(0, 2, 0, 12)) == Window(0, 0, 0, 8)  # rows -2, -1
+    assert input_window(layer, Window(11, 12, 11, 12)) == Window(8, 8, 8, 8)  # row, column 9
+    assert input_window(layer, Window(1, 3, 9, 11)) == Window(0, 1, 7, 8)  # one real row, column
+
+
 def test_chain_halo_grows_by_two_per_3x3_layer():
     layers = [conv(0, "a", ("x",), 16, 16), conv(1, "b", ("a",), 16, 16)]
     wins = stage_windows(layers, [0, 1], Window(4, 8, 4, 8))
