@@ -46,6 +46,7 @@ AXES = {"NHWC": (1, 2), "NCHW": (2, 3)}
 ALIGNMENT = 16  # bytes, as the arena
 
 
+@tvm_ffi.register_error  # raised inside the pass: keeps its type through TVM's FFI, not RuntimeError
 class PatchTIRError(TvmPatchError):
     """The PrimFunc is not a chain of nests this pass can tile."""
 

@@ -11,6 +11,10 @@ import pytest
 from tests.models.fuzz_chains import Case, LayerSpec, is_real_reason, run_case
 
 _PADDED_1X1 = LayerSpec("conv", 2, stride=(1, 2), pads=(2, 3, 2, 1), bias=False)
+_ONE_PIXEL_WIDE = (  # 19x16 -> 8x6 -> 3x1: the stage's last map is one pixel wide
+    LayerSpec("conv", 2, (5, 5), stride=(2, 2), bias=False),
+    LayerSpec("conv", 1, (6, 4), (1, 2), (2, 2), (1, 0, 3, 2), groups=-1, bias=False),
+)
 
 REGRESSIONS = {
     # TVM's C codegen reused a max operand read before the accumulator's update (seed 7: one
@@ -23,6 +27,11 @@ REGRESSIONS = {
     "1x1 conv padded wider than its kernel": (
         Case(34, False, 1, 8, 8, (LayerSpec("maxpool"), _PADDED_1X1), split=2, grid=(1, 3)),
         "ok",
+    ),
+    # PatchTIR's refusal crossed TVM's FFI as a RuntimeError: a crash, not a refusal (seed 27).
+    "patch stage map one pixel wide": (
+        Case(27, False, 1, 19, 16, _ONE_PIXEL_WIDE, split=2, grid=(1, 1)),
+        "refused",
     ),
 }
 

@@ -87,3 +87,18 @@ def test_refuses_what_it_cannot_tile_with_the_reason():
     func = te.create_prim_func([x, a, b])
     with pytest.raises(PatchTIRError, match="writes 2 outputs"):
         patch_tile(func, [(0, 4), (4, 8)], [(0, 8)])
+
+
+def test_a_refusal_inside_the_pass_keeps_its_type():
+    """Run as a pass (through TVM's FFI, as build_patch_stage does), a refusal must still be a
+    PatchTIRError, which compile_model turns into a per-layer build with the reason; it came
+    out as a RuntimeError, a crash (fuzzer seed 27: a stage map one pixel wide)."""
+    import pytest
+    from tvm_patch.passes.patch_tir import PatchTIR, PatchTIRError
+
+    x = te.placeholder((1, 8, 8, 4), name="x")
+    a = te.compute(x.shape, lambda *i: x(*i) + 1.0, name="a")
+    b = te.compute(x.shape, lambda *i: x(*i) * 2.0, name="b")
+    func = te.create_prim_func([x, a, b]).with_attr("patch_grid", [2, 1])
+    with pytest.raises(PatchTIRError, match="writes 2 outputs"):
+        PatchTIR()(tvm.IRModule({"f": func}))
