@@ -75,6 +75,22 @@ def stage_refusal(layers: list[Layer], k: int) -> str | None:
     return None
 
 
+def _no_split_reason(layers: list[Layer], last_heavy: int) -> str:
+    """Why the automatic search has no candidate split (stages of 2..last_heavy+1 layers that
+    leave at least one layer after them)."""
+    if min(last_heavy + 2, len(layers)) > 2:  # k = 2 was a candidate: its refusal says why
+        return str(stage_refusal(layers, 2))
+    if len(layers) < 2:
+        return f"the model has {len(layers)} layer; a patch stage needs 2 or more"
+    if len(layers) == 2:
+        if stage_refusal(layers, 2):  # not even the whole model could be a stage
+            return str(stage_refusal(layers, 2))
+        return ("the model has 2 layers; an automatic stage holds 2 or more and leaves at least "
+                "one after it (--split 2 puts both in the stage)")
+    return (f"only layer 0 ({layers[0].name}) holds 1/16 or more of the largest layer's activation bytes; "
+            "an automatic stage needs two such layers (--split K forces one)")
+
+
 def _full(layer: Layer) -> Window:
     h, w = _hw(layer)
     return Window(0, h, 0, w)
@@ -170,7 +186,7 @@ def choose_plan(
         last_heavy = max(i for i, layer in enumerate(layers) if layer.activation_bytes >= heavy)
         splits = [k for k in range(2, min(last_heavy + 2, len(layers))) if stage_refusal(layers, k) is None]
         if not splits:
-            raise NoPatchStage(f"no patch stage possible: {stage_refusal(layers, 2)}")
+            raise NoPatchStage(f"no patch stage possible: {_no_split_reason(layers, last_heavy)}")
     candidates: list[PlanChoice] = []
     limiting: dict[PatchPlan, str] = {}
     progress = Progress("planning patches", len(splits))

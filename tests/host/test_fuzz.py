@@ -33,6 +33,13 @@ REGRESSIONS = {
         Case(27, False, 1, 19, 16, _ONE_PIXEL_WIDE, split=2, grid=(1, 1)),
         "refused",
     ),
+    # The automatic planner refused a two-layer model with "no patch stage possible: None" (seed 38).
+    "automatic stage on two layers": (
+        Case(
+            38, False, 1, 8, 8, (LayerSpec("conv", 2, bias=False),) * 2, split="auto", grid=(1, 2)
+        ),
+        "refused",
+    ),
 }
 
 

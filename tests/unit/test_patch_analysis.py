@@ -214,3 +214,20 @@ def test_op_without_window_rule_ends_the_stage():
     layers = [conv(0, "a", ("x",), 8, 8), dense]
     with pytest.raises(UnsupportedStageLayer, match="matmul"):
         stage_windows(layers, [0, 1], Window(0, 4, 0, 4))
+
+
+def test_planner_says_why_no_automatic_stage_exists():
+    """The automatic search leaves at least one layer after the stage, so a two-layer model has
+    no candidate; the refusal said "no patch stage possible: None" (fuzzer seed 38)."""
+    from tvm_patch.patch_planner import NoPatchStage, choose_plan
+
+    layers = [conv(0, "a", ("x",), 8, 8), conv(1, "b", ("a",), 8, 8)]
+    with pytest.raises(NoPatchStage, match=r"has 2 layers; .*\(--split 2 puts both"):
+        choose_plan(None, layers)
+    tail = [  # 8,192 activation bytes in layer 0, then 272 and 32: under 1/16 of the peak
+        conv(0, "a", ("x",), 8, 8, c=16),
+        conv(1, "b", ("a",), 8, 2, k=1, s=4, pad=(0, 0, 0, 0), c=1),
+        conv(2, "c", ("b",), 2, 2, c=1),
+    ]
+    with pytest.raises(NoPatchStage, match=r"only layer 0 \(a\) holds 1/16 or more"):
+        choose_plan(None, tail)
