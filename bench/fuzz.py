@@ -95,16 +95,20 @@ def run_all(seeds: range, jobs: int) -> list[dict]:
     start = time.monotonic()
     log = open(os.devnull, "w")  # noqa: SIM115 - the workers' stderr (TVM and gcc chatter)
 
+    live = sys.stderr.isatty()
+
     def report() -> None:
         counts = Counter(o["status"] for o in results.values())
         done = len(results)
-        eta = (time.monotonic() - start) / done * (len(seeds) - done) if done else 0
+        if not live and done % 25 and done != len(seeds):
+            return  # in a log: a line every 25 cases
+        eta = (time.monotonic() - start) / done * (len(seeds) - done)
         bar = "#" * (30 * done // len(seeds))
-        sys.stderr.write(
-            f"\rfuzz [{bar:.<30}] {done}/{len(seeds)} {time.monotonic() - start:.0f}s (eta {eta:.0f}s) "
+        line = (
+            f"fuzz [{bar:.<30}] {done}/{len(seeds)} {time.monotonic() - start:.0f}s (eta {eta:.0f}s) "
             + " ".join(f"{k} {counts[k]}" for k in ("ok", "refused", "mismatch", "crash"))
-            + "\x1b[K"
         )
+        sys.stderr.write(f"\r{line}\x1b[K" if live else f"{line}\n")
         sys.stderr.flush()
 
     def spawn() -> subprocess.Popen:
@@ -156,7 +160,8 @@ def run_all(seeds: range, jobs: int) -> list[dict]:
         t.start()
     for t in threads:
         t.join()
-    sys.stderr.write("\n")
+    if live:
+        sys.stderr.write("\n")
     return [results[s] for s in seeds]
 
 

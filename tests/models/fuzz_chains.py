@@ -37,6 +37,10 @@ from onnx import TensorProto, helper, numpy_helper
 FP32_VS_PATCHED = 1e-6  # patched vs per-layer, fp32: the same sums, float rounding only
 FP32_VS_ORT = 1e-4  # vs onnxruntime, fp32: normalised by the reference's largest magnitude
 INT8_VS_ORT_LSB = 1  # vs onnxruntime, int8: rounding at a .5 tie may differ by one step
+# ... and a layer after the tie may turn that step into several (an average of two int8
+# values at one scale is a tie half the time): onnxruntime's own two executions of a QDQ
+# model (its integer kernels, and DQ -> float op -> Q with graph optimizations off) differed
+# by up to 5 LSB on fuzz cases. The tolerance widens to that spread, never below 1 LSB.
 RUN_TIMEOUT_S = 60.0  # a case's program runs in well under a second
 STATUSES = ("ok", "refused", "mismatch", "crash")
 
@@ -174,7 +178,7 @@ _ACTS = (
 
 def random_case(seed: int) -> Case:
     rng = random.Random(seed)
-    in_channels = rng.choice([1, 2, 3, 4, 6, 8])
+    in_channels = rng.choices([1, 2, 3, 4, 6, 8], [1, 3, 3, 3, 2, 2])[0]
     height, width = rng.randint(8, 24), rng.randint(8, 24)
     if rng.random() < 0.5:
         width = height
@@ -216,7 +220,7 @@ def _random_layer(rng: random.Random, shapes: list[tuple[int, int, int]]) -> Lay
     c = shapes[-1][0]
     kind = rng.choices(
         ["conv", "same", "dw", "pw", "grouped", "one", "maxpool", "avgpool", "gap"],
-        [20, 18, 16, 10, 8, 6, 9, 9, 2],
+        [20, 18, 16, 10, 8, 3, 9, 9, 2],
     )[0]
     if kind == "gap":
         return LayerSpec("gap")
@@ -238,7 +242,7 @@ def _random_layer(rng: random.Random, shapes: list[tuple[int, int, int]]) -> Lay
             count_include_pad=rng.randint(0, 1),
             act=rng.choice(["", "", "relu"]),
         )
-    groups, out_channels = 1, rng.choice([1, 2, 4, 6, 8, 12])
+    groups, out_channels = 1, rng.choice([2, 4, 6, 8, 12])  # one channel: kind "one"
     if kind == "dw":
         groups, out_channels = -1, rng.choices([1, 2], [4, 1])[0]
     elif kind == "grouped":
@@ -522,6 +526,7 @@ def compare(
     exact: bool = False,
     rel: float = 0.0,
     lsb: float | None = None,
+    allowed: int = INT8_VS_ORT_LSB,
 ) -> str:
     """Raise Failure("mismatch") unless `got` matches `want`; return a line saying how close."""
     got, want = np.asarray(got), np.asarray(want)
@@ -537,11 +542,11 @@ def compare(
     if lsb is not None:
         steps = np.round(np.abs(got.astype(np.float64) - want.astype(np.float64)) / lsb)
         worst, off = int(steps.max()), int((steps > 0).sum())
-        if worst > INT8_VS_ORT_LSB:
+        if worst > allowed:
             raise Failure(
                 "mismatch",
                 f"{what}: {worst} LSB off at {off} of {steps.size} outputs "
-                f"(scale {lsb:.3g}), allowed {INT8_VS_ORT_LSB}",
+                f"(scale {lsb:.3g}), allowed {allowed}",
             )
         return f"{what}: {worst} LSB ({off} of {steps.size} off)"
     scale = max(float(np.abs(want).max()), 1e-6)
@@ -650,7 +655,14 @@ def _run(case: Case, workdir: Path, outcome: Outcome) -> None:
             "crash", f"onnxruntime rejects the generated model (a generator bug): {_first_line(e)}"
         ) from e
     scale = output_scale(model) if case.int8 else None
-    vs_ort = {"rel": FP32_VS_ORT} if scale is None else {"lsb": scale}
+    vs_ort: dict = {"rel": FP32_VS_ORT}
+    if scale is not None:
+        literal = ort.SessionOptions()  # DQ -> float op -> Q, as the model is written
+        literal.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
+        plain = ort.InferenceSession(str(path), literal, providers=["CPUExecutionProvider"])
+        spread = int(np.round(np.abs(ref - plain.run(None, {"input": x})[0]) / scale).max())
+        vs_ort = {"lsb": scale, "allowed": max(INT8_VS_ORT_LSB, spread)}
+        outcome.checks.append(f"onnxruntime's two executions differ by {spread} LSB")
 
     def run(out) -> np.ndarray:
         return run_compiled(
