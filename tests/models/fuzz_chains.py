@@ -45,13 +45,25 @@ RUN_TIMEOUT_S = 60.0  # a case's program runs in well under a second
 STATUSES = ("ok", "refused", "mismatch", "crash")
 
 # Known bugs that are fixed outside this branch: (label, substring of the crash, the case shape).
+# Both have one root cause, GroupKernels' _is_weight: a constant with one element stays inside
+# the kernel as if it were a scalar, and FuseTIR refuses tensor constants there.
 KNOWN_BUGS = (
     (
         "issue 8 (a): a conv with one output channel and a bias crashes in FuseTIR",
         "Tensor constants are not supported in primitive functions",
-        lambda case: _has_one_channel_bias_conv(case),
+        lambda case: _has_one_element_conv_constant(case, "bias"),
+    ),
+    (
+        "issue 8 (a), same cause: a 1x1 conv weight with one element ([1, 1, 1, 1]) crashes in FuseTIR",
+        "Tensor constants are not supported in primitive functions",
+        lambda case: _has_one_element_conv_constant(case, "weight"),
     ),
 )
+
+
+def known_bug(case: Case) -> str:
+    """The label of the known bug this case is expected to crash on, or ""."""
+    return next((label for label, _text, shape in KNOWN_BUGS if shape(case)), "")
 
 
 class InvalidCase(ValueError):
@@ -593,16 +605,20 @@ def run_case(case: Case, workdir: str | Path) -> Outcome:
     return outcome
 
 
-def _has_one_channel_bias_conv(case: Case) -> bool:
+def _has_one_element_conv_constant(case: Case, which: str) -> bool:
+    """Whether a conv of the case has a one-element bias (one output channel) or weight."""
     shape = (case.in_channels, case.height, case.width)
-    found = False
     for spec in case.layers:
         out = _out_shape(spec, shape)
         if out is None:
-            return found
-        found |= spec.op == "conv" and spec.bias and out[0] == 1
+            return False
+        if spec.op == "conv" and out[0] == 1:
+            groups, _ = _conv_groups(spec, shape[0])
+            one_weight = shape[0] // groups == 1 and spec.kernel == (1, 1)
+            if (which == "bias" and spec.bias) or (which == "weight" and one_weight):
+                return True
         shape = out
-    return found
+    return False
 
 
 def _first_line(e: BaseException) -> str:
