@@ -1,5 +1,14 @@
 """Differential fuzzing in CI: seeded random conv chains, per layer vs patched vs onnxruntime.
 
+Each seed is one case of tests/models/fuzz_chains.py (fp32 or int8 QDQ; kernels 1..7, strides,
+dilations, padding, groups, bias, activations, residual adds, pooling), compiled for the host
+per layer and with the patch schedule at a split and grid drawn from the seed, run in this
+process. A case must end ok, or refused with a real reason; a mismatch or a crash fails with
+the seed, the layer list and the plan. Reproduce one with `python bench/fuzz.py --cases 1
+--seed SEED`, shrink it with `python bench/fuzz.py --shrink SEED`; bench/fuzz.py runs
+hundreds more. Seeds that hit a bug fixed elsewhere (fuzz_chains.KNOWN_BUGS) are strict
+xfails: when the fix lands they pass, and the entry must go.
+
 REGRESSIONS are the shrunk reproducers (`python bench/fuzz.py --shrink SEED`) of bugs the
 fuzzer found, each pinned to the patch plan that failed and to the outcome it must have now.
 """
@@ -8,7 +17,22 @@ from __future__ import annotations
 
 import pytest
 
-from tests.models.fuzz_chains import Case, LayerSpec, is_real_reason, run_case
+from tests.models.fuzz_chains import (
+    Case,
+    LayerSpec,
+    is_real_reason,
+    known_bug,
+    random_case,
+    run_case,
+)
+
+CI_SEEDS = range(30)  # about 3 s each on the host
+
+# The CI seeds that run patched (not refused) on this branch: one refusing now means the patch
+# schedule lost reach, not only correctness.
+PATCHED_SEEDS = frozenset(
+    {0, 2, 3, 4, 6, 7, 8, 10, 13, 14, 15, 16, 17, 18, 19, 20, 22, 23, 24, 26, 27, 29}
+)
 
 _PADDED_1X1 = LayerSpec("conv", 2, stride=(1, 2), pads=(2, 3, 2, 1), bias=False)
 _ONE_PIXEL_WIDE = (  # 19x16 -> 8x6 -> 3x1: the stage's last map is one pixel wide
@@ -45,13 +69,25 @@ REGRESSIONS = {
 
 def _check(case: Case, tmp_path) -> str:
     outcome = run_case(case, tmp_path)
-    if outcome.known:  # a crash whose fix is on another branch (see KNOWN_BUGS)
-        pytest.xfail(outcome.known)
     what = f"{outcome.case}\nplan: {outcome.plan}\n{outcome.status}: {outcome.reason}\n{outcome.detail}"
     assert outcome.status in ("ok", "refused"), what
     if outcome.status == "refused":
         assert is_real_reason(outcome.reason.split(": ", 1)[-1]), what
     return outcome.status
+
+
+def _seed_param(seed: int):
+    label = known_bug(random_case(seed))
+    marks = [pytest.mark.xfail(strict=True, reason=label)] if label else []
+    return pytest.param(seed, marks=marks)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("seed", [_seed_param(s) for s in CI_SEEDS])
+def test_fuzz_case(seed, tmp_path):
+    status = _check(random_case(seed), tmp_path)
+    if seed in PATCHED_SEEDS:
+        assert status == "ok", f"seed {seed} ran patched before and is {status} now"
 
 
 @pytest.mark.slow
