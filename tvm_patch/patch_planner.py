@@ -30,6 +30,7 @@ from .lower import Program
 from .patch_analysis import (
     UnsupportedStageLayer,
     Window,
+    out_hw,
     patch_macs,
     stage_layout,
     stage_windows,
@@ -68,10 +69,15 @@ def stage_refusal(layers: list[Layer], k: int) -> str | None:
         if len(layer.output_shape) != 4:
             return f"layer {layer.index} ({layer.name}) output is not 4-D"
     try:
-        stage_layout(layers, list(range(k)))
+        layout = stage_layout(layers, list(range(k)))
         stage_windows(layers, list(range(k)), _full(layers[k - 1]))
     except (UnsupportedStageLayer, ValueError) as err:
         return str(err)
+    for layer in layers[:k]:  # PatchTIR finds a map's H and W by their loops; TVM drops unit loops
+        h, w = out_hw(layer, layout)
+        if min(h, w) < 2:
+            return (f"layer {layer.index} ({layer.name}) output is {h}x{w} pixels; a patch stage "
+                    "tiles maps at least 2x2, so it must end before this layer")
     return None
 
 

@@ -52,7 +52,8 @@ REGRESSIONS = {
         Case(34, False, 1, 8, 8, (LayerSpec("maxpool"), _PADDED_1X1), split=2, grid=(1, 3)),
         "ok",
     ),
-    # PatchTIR's refusal crossed TVM's FFI as a RuntimeError: a crash, not a refusal (seed 27).
+    # PatchTIR refused a map one pixel wide, and its refusal crossed TVM's FFI as a
+    # RuntimeError: a crash (seed 27). Now the planner refuses such a stage up front.
     "patch stage map one pixel wide": (
         Case(27, False, 1, 19, 16, _ONE_PIXEL_WIDE, split=2, grid=(1, 1)),
         "refused",

@@ -231,3 +231,14 @@ def test_planner_says_why_no_automatic_stage_exists():
     ]
     with pytest.raises(NoPatchStage, match=r"only layer 0 \(a\) holds 1/16 or more"):
         choose_plan(None, tail)
+
+
+def test_planner_ends_the_stage_before_a_one_pixel_map():
+    """PatchTIR finds a map's H and W loops in its nest; TVM drops loops of extent 1, so a map
+    one pixel high or wide cannot be tiled. The planner refused nothing and PatchTIR refused
+    the whole stage (fuzzer seed 27: a 3x1 map); now the stage ends before such a layer."""
+    from tvm_patch.patch_planner import stage_refusal
+
+    layers = [conv(0, "a", ("x",), 8, 8), conv(1, "b", ("a",), 8, 1, k=8, pad=(0, 0, 0, 0))]
+    assert stage_refusal(layers, 1) is None
+    assert "layer 1 (b) output is 1x1 pixels" in stage_refusal(layers, 2)
