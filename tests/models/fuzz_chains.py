@@ -36,11 +36,13 @@ from onnx import TensorProto, helper, numpy_helper
 
 FP32_VS_PATCHED = 1e-6  # patched vs per-layer, fp32: the same sums, float rounding only
 FP32_VS_ORT = 1e-4  # vs onnxruntime, fp32: normalised by the reference's largest magnitude
-INT8_VS_ORT_LSB = 1  # vs onnxruntime, int8: rounding at a .5 tie may differ by one step
-# ... and a layer after the tie may turn that step into several (an average of two int8
-# values at one scale is a tie half the time): onnxruntime's own two executions of a QDQ
-# model (its integer kernels, and DQ -> float op -> Q with graph optimizations off) differed
-# by up to 5 LSB on fuzz cases. The tolerance widens to that spread, never below 1 LSB.
+# vs onnxruntime, int8: one step of the output scale. The reference is onnxruntime running the
+# QDQ graph as written (graph optimizations off: DQ -> float op -> Q, what TVM's importer
+# compiles). Its default session fuses QDQ into integer kernels that round .5 ties their own
+# way, and a layer after a tie (an average of two int8 values at one scale is a tie half the
+# time) turns one step into several: 5 LSB from the graph as written on fuzz cases. That
+# difference is recorded in the checks, not compared.
+INT8_VS_ORT_LSB = 1
 RUN_TIMEOUT_S = 60.0  # a case's program runs in well under a second
 STATUSES = ("ok", "refused", "mismatch", "crash")
 
@@ -538,7 +540,6 @@ def compare(
     exact: bool = False,
     rel: float = 0.0,
     lsb: float | None = None,
-    allowed: int = INT8_VS_ORT_LSB,
 ) -> str:
     """Raise Failure("mismatch") unless `got` matches `want`; return a line saying how close."""
     got, want = np.asarray(got), np.asarray(want)
@@ -554,11 +555,11 @@ def compare(
     if lsb is not None:
         steps = np.round(np.abs(got.astype(np.float64) - want.astype(np.float64)) / lsb)
         worst, off = int(steps.max()), int((steps > 0).sum())
-        if worst > allowed:
+        if worst > INT8_VS_ORT_LSB:
             raise Failure(
                 "mismatch",
                 f"{what}: {worst} LSB off at {off} of {steps.size} outputs "
-                f"(scale {lsb:.3g}), allowed {allowed}",
+                f"(scale {lsb:.3g}), allowed {INT8_VS_ORT_LSB}",
             )
         return f"{what}: {worst} LSB ({off} of {steps.size} off)"
     scale = max(float(np.abs(want).max()), 1e-6)
@@ -672,13 +673,20 @@ def _run(case: Case, workdir: Path, outcome: Outcome) -> None:
         ) from e
     scale = output_scale(model) if case.int8 else None
     vs_ort: dict = {"rel": FP32_VS_ORT}
-    if scale is not None:
-        literal = ort.SessionOptions()  # DQ -> float op -> Q, as the model is written
-        literal.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
-        plain = ort.InferenceSession(str(path), literal, providers=["CPUExecutionProvider"])
-        spread = int(np.round(np.abs(ref - plain.run(None, {"input": x})[0]) / scale).max())
-        vs_ort = {"lsb": scale, "allowed": max(INT8_VS_ORT_LSB, spread)}
-        outcome.checks.append(f"onnxruntime's two executions differ by {spread} LSB")
+    if scale is not None:  # int8: the graph as written is the reference (see INT8_VS_ORT_LSB)
+        written = ort.SessionOptions()
+        written.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
+        fused, ref = (
+            ref,
+            ort.InferenceSession(str(path), written, providers=["CPUExecutionProvider"]).run(
+                None, {"input": x}
+            )[0],
+        )
+        spread = int(np.round(np.abs(fused - ref) / scale).max())
+        outcome.checks.append(
+            f"onnxruntime's integer kernels: {spread} LSB from the graph as written"
+        )
+        vs_ort = {"lsb": scale}
 
     def run(out) -> np.ndarray:
         return run_compiled(
