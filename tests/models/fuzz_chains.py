@@ -191,7 +191,9 @@ _ACTS = (
 
 
 def random_case(seed: int) -> Case:
+    """The case a seed stands for (the same on every call and machine)."""
     rng = random.Random(seed)
+    int8 = rng.random() < 0.45
     in_channels = rng.choices([1, 2, 3, 4, 6, 8], [1, 3, 3, 3, 2, 2])[0]
     height, width = rng.randint(8, 24), rng.randint(8, 24)
     if rng.random() < 0.5:
@@ -200,7 +202,7 @@ def random_case(seed: int) -> Case:
     layers: list[LayerSpec] = []
     for _ in range(rng.randint(2, 6)):
         for _attempt in range(50):
-            spec = _random_layer(rng, shapes)
+            spec = _random_layer(rng, shapes, int8)
             out = _out_shape(spec, shapes[-1])
             if out is not None:
                 break
@@ -221,7 +223,7 @@ def random_case(seed: int) -> Case:
             break
     return Case(
         seed,
-        rng.random() < 0.45,
+        int8,
         in_channels,
         height,
         width,
@@ -230,7 +232,7 @@ def random_case(seed: int) -> Case:
     )
 
 
-def _random_layer(rng: random.Random, shapes: list[tuple[int, int, int]]) -> LayerSpec:
+def _random_layer(rng: random.Random, shapes: list[tuple[int, int, int]], int8: bool) -> LayerSpec:
     c = shapes[-1][0]
     kind = rng.choices(
         ["conv", "same", "dw", "pw", "grouped", "one", "maxpool", "avgpool", "gap"],
@@ -239,21 +241,26 @@ def _random_layer(rng: random.Random, shapes: list[tuple[int, int, int]]) -> Lay
     if kind == "gap":
         return LayerSpec("gap")
     if kind in ("maxpool", "avgpool"):
-        kernel = (rng.randint(1, 3), rng.randint(1, 3))
-        if rng.random() < 0.6:
-            kernel = (kernel[0], kernel[0])
-        stride = _pair(rng, 1, 2, 0.8)
-        pads = (
-            tuple(rng.randint(0, kernel[i % 2] - 1) for i in range(4))
-            if rng.random() < 0.5
-            else (0, 0, 0, 0)
-        )
+        while True:
+            kernel = (rng.randint(1, 3), rng.randint(1, 3))
+            if rng.random() < 0.6:
+                kernel = (kernel[0], kernel[0])
+            pads = (
+                tuple(rng.randint(0, kernel[i % 2] - 1) for i in range(4))
+                if rng.random() < 0.5
+                else (0, 0, 0, 0)
+            )
+            include_pad = rng.randint(0, 1)
+            if not (
+                int8 and kind == "avgpool" and _order_dependent_ties(kernel, pads, include_pad)
+            ):
+                break
         return LayerSpec(
             kind,
             kernel=kernel,
-            stride=stride,
+            stride=_pair(rng, 1, 2, 0.8),
             pads=pads,
-            count_include_pad=rng.randint(0, 1),
+            count_include_pad=include_pad,
             act=rng.choice(["", "", "relu"]),
         )
     groups, out_channels = 1, rng.choice([2, 4, 6, 8, 12])  # one channel: kind "one"
@@ -301,6 +308,21 @@ def _random_layer(rng: random.Random, shapes: list[tuple[int, int, int]]) -> Lay
         bias=rng.random() < 0.7,
         act=rng.choice(_ACTS),
     )
+
+
+def _order_dependent_ties(kernel: tuple[int, int], pads: tuple[int, ...], include_pad: int) -> bool:
+    """Whether an int8 average pool divides by an even count over more than two values.
+
+    Its input and output share one scale, so such an average is an exact .5 tie for a quarter
+    or more of the outputs, and the float sum of four or more dequantized values rounds to one
+    side or the other depending on the order of the additions: onnxruntime and TVM add in
+    different orders, and the next layers turn that one step into several (7 LSB on seed 457).
+    No implementation is wrong there, so int8 cases do not draw these pools (fp32 cases do).
+    Partial windows at a padded border (count_include_pad=0) divide by fewer values."""
+    counts = {kernel[0] * kernel[1]}
+    if any(pads) and not include_pad:
+        counts |= {a * b for a in range(1, kernel[0] + 1) for b in range(1, kernel[1] + 1)}
+    return any(n % 2 == 0 and n > 2 for n in counts)
 
 
 def _pair(rng: random.Random, lo: int, hi: int, square: float) -> tuple[int, int]:
