@@ -173,9 +173,7 @@ def summary(outcomes: list[dict], args, wall: float) -> str:
         if o["status"] == "refused":
             reason = _reason_stem(reason)
         elif o["status"] in ("mismatch", "crash"):
-            reason = (
-                f"known, fixed elsewhere: {o['known']}" if o.get("known") else _reason_stem(reason)
-            )
+            reason = f"known, fixed elsewhere: {o['known']}" if o.get("known") else reason
         groups.setdefault((o["status"], reason if o["status"] != "ok" else ""), []).append(
             o["seed"]
         )
@@ -205,12 +203,20 @@ def summary(outcomes: list[dict], args, wall: float) -> str:
 
 
 def _reason_stem(reason: str) -> str:
-    """A reason without its layer numbers and sizes, so equal reasons group together."""
+    """A refusal without its layer numbers, tensor names and sizes, so equal reasons group."""
     import re
 
-    text = re.sub(r"\(lv\d*\)|\(gv\d*\)|\([a-z_0-9]+\)", "(…)", reason)
-    text = re.sub(r"\d+", "N", text)
-    return text[:160]
+    for pattern, stem in (
+        (r"\((lv|gv)\d*\)", "(…)"),
+        (r"\['(lv|gv)\d*'\]", "[…]"),
+        (r"layer \d+", "layer N"),
+        (r"--split \d+:", "--split K:"),
+        (r"--patches \d+x\d+", "--patches AxB"),
+        (r"stage \[[\d, ]*\]", "stage [0..K-1]"),
+        (r"(is|only) \d+x\d+ pixels", r"\1 HxW pixels"),
+    ):
+        reason = re.sub(pattern, stem, reason)
+    return reason[:200]
 
 
 def shrink_seed(seed: int) -> int:
