@@ -64,7 +64,7 @@ def main() -> int:
         out / "tuned",
         CompileOptions(target=args.target, schedule=schedule, sram_cap=cap, tuning_records=str(records)),
     )
-    x = [np.random.default_rng(0).integers(-128, 128, i["shape"]).astype(i["dtype"]) for i in untuned.report.inputs]
+    x = [np.random.default_rng(0).integers(-128, 128, i.shape).astype(i.dtype) for i in untuned.report.inputs]
     runs = {name: run_compiled(out / name, device="qemu", inputs=x) for name in ("untuned", "tuned")}
     n0, n1 = (runs[k].report.instructions for k in ("untuned", "tuned"))
     same = all(np.array_equal(a, b) for a, b in zip(runs["untuned"].outputs, runs["tuned"].outputs, strict=False))

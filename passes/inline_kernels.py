@@ -10,7 +10,8 @@ TVMBackendAllocWorkspace call as large as a feature map. The rule here:
    `reverse_compute_inline`d.
 2. Move each remaining non-reduction consumer of a reduction block under the reduction's
    innermost spatial loop (`reverse_compute_at`), so the accumulator shrinks to one element
-   and stays on the stack.
+   and stays on the stack. A max/min reduction over a 1x1 window keeps its unit loops (see
+   `_keep_unit_reduction_loops`: TVM's C codegen would otherwise read a stale accumulator).
 
 What is left allocates through the runtime's workspace region, whose size the emitter reads
 back from the generated code.
@@ -39,6 +40,24 @@ def _spatial_depth(sch: Schedule, block: SBlockRV) -> int:
             break
         n += 1
     return n
+
+
+def _keep_unit_reduction_loops(sch: Schedule, block: SBlockRV, depth: int) -> None:
+    """Annotate a max/min reduction's loops when every one has extent 1, so they survive
+    lowering as a C scope of their own.
+
+    Without them the update (`acc = max(acc, x)`) and the consumer moved under the reduction
+    (`max(acc, 0)`, a fused ReLU) share one C scope, and TVM's CodeGenC, which names each
+    max/min operand once per scope (`float v_ = acc[0];`), reuses the value read before the
+    update: a 1x1 MaxPool + ReLU gave ReLU(-FLT_MAX) = 0 everywhere (fuzzer seed 7). The
+    annotation is what keeps LowerOpaqueBlock from dropping a unit loop."""
+    loops = sch.get_loops(block)[depth:]
+    body = sch.get(block).body
+    if not (isinstance(body, tirx.BufferStore) and isinstance(body.value, (tirx.Max, tirx.Min))):
+        return
+    if loops and all(int(sch.get(loop).extent) == 1 for loop in loops):
+        for loop in loops:
+            sch.annotate(loop, "tvmp.keep_scope", 1)
 
 
 def schedule_kernel(func: tirx.PrimFunc) -> tirx.PrimFunc:
@@ -77,6 +96,7 @@ def schedule_kernel(func: tirx.PrimFunc) -> tirx.PrimFunc:
             sch.reverse_compute_at(block, sch.get_loops(anchor)[depth - 1])
         except ScheduleError:
             continue
+        _keep_unit_reduction_loops(sch, anchor, depth)
     return sch.mod["main"]
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 import tvm
+from tvm import te
 from tvm.script import ir as I
 from tvm.script import tirx as T
 
@@ -126,8 +127,6 @@ def test_computes_the_same():
 
 def scaled_kernel() -> tvm.IRModule:
     """Before's pad -> conv -> bias -> relu at 16x16x8 -> 16 channels (TE)."""
-    from tvm import te
-
     x = te.placeholder((1, 16, 16, 8), name="x")
     w = te.placeholder((3, 3, 8, 16), name="w")
     b = te.placeholder((16,), name="b")
@@ -139,3 +138,26 @@ def scaled_kernel() -> tvm.IRModule:
     bias = te.compute(conv.shape, lambda n, h, ww, o: conv[n, h, ww, o] + b[o], name="bias")
     relu = te.compute(conv.shape, lambda *i: tvm.te.max(bias(*i), 0.0), name="relu")
     return tvm.IRModule({"k": te.create_prim_func([x, w, b, relu]).with_attr("global_symbol", "k")})
+
+
+def maxpool_1x1_relu() -> tvm.IRModule:
+    """A 1x1 MaxPool (reduction loops of extent 1) followed by ReLU, as FuseTIR fuses them."""
+    x = te.placeholder((1, 3, 6, 5), name="x")
+    rh, rw = te.reduce_axis((0, 1)), te.reduce_axis((0, 1))
+    pool = te.compute(x.shape, lambda n, c, h, w: te.max(x[n, c, h + rh, w + rw], axis=[rh, rw]), name="pool")
+    relu = te.compute(x.shape, lambda *i: tvm.te.max(pool(*i), 0.0), name="relu")
+    return tvm.IRModule({"k": te.create_prim_func([x, relu]).with_attr("global_symbol", "k")})
+
+
+def test_unit_window_max_reduction_keeps_its_c_scope(tmp_path):
+    """TVM's C codegen names each max/min operand once per C scope, so with the unit loops
+    gone the fused ReLU read the accumulator from before the update: ReLU(-FLT_MAX) = 0 for
+    every pixel (fuzzer seed 7; `python bench/fuzz.py --shrink 7`). The C kernel must compute
+    ReLU(x)."""
+    lib = tvm.tirx.build(InlineKernels()(maxpool_1x1_relu()), tvm.target.Target({"kind": "c"}))
+    lib.export_library(str(tmp_path / "k.so"))  # the host C compiler builds TVM's C source
+    k = tvm.runtime.load_module(str(tmp_path / "k.so"))["k"]
+    x = np.random.default_rng(0).standard_normal((1, 3, 6, 5)).astype("float32")
+    y = tvm.runtime.tensor(np.zeros_like(x))
+    k(tvm.runtime.tensor(x), y)
+    np.testing.assert_array_equal(y.numpy(), np.maximum(x, 0))

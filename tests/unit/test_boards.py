@@ -46,10 +46,22 @@ def test_cortex_m_flags(target: str, machine: str, fpu: str, mtriple: str) -> No
     }
 
 
+def test_cortex_m3_has_no_fpu_and_the_soft_float_abi() -> None:
+    board = board_for("cortex-m3")
+    assert board.qemu_machine == "mps2-an385"
+    assert board.gcc_flags == ("-mcpu=cortex-m3", "-mthumb", "-mfloat-abi=soft")
+    assert board.llvm_target == {
+        "kind": "llvm",
+        "mtriple": "thumbv7m-none-eabi",
+        "mcpu": "cortex-m3",
+        "mfloat-abi": "soft",
+    }
+
+
 def test_clocks_give_the_count_resolution() -> None:
     """mps2 SYSCLK is 25 MHz, the AN505's 20 MHz: one SysTick tick is 40 or 50
     instructions under -icount shift=0."""
-    assert [b.instructions_per_tick for b in CORTEX_M] == [40, 40, 50]
+    assert [b.instructions_per_tick for b in CORTEX_M] == [40, 40, 40, 50]  # AN385, AN386, AN500, AN505
     assert BOARDS["host"].instructions_per_tick is None
 
 

@@ -7,7 +7,10 @@ from pathlib import Path
 
 import pytest
 
+from tvm_patch_core.errors import NoPatchStage
 from tvm_patch_core.layers import Layer
+from tvm_patch_core.options import CompileOptions
+from tvm_patch_core.patch_planner import choose_plan, stage_refusal
 from tvm_patch_core.windows import (
     UnsupportedStageLayer,
     Window,
@@ -84,6 +87,16 @@ def test_3x3_s2_tflite_asymmetric_padding():
     assert input_window(layer, Window(0, 24, 24, 48)) == Window(0, 49, 48, 96)
     # out [10,12): in [20, 11*2 + 3) = [20, 25)
     assert input_window(layer, Window(10, 12, 10, 11)) == Window(20, 25, 20, 23)
+
+
+def test_outputs_that_read_only_padding_need_an_empty_window():
+    """A pad wider than the kernel's span: some output rows and columns are padding (and bias)
+    only. Their window is empty, at the border it would have read (fuzzer seed 34: the
+    planner raised "negative extent" on a 1x1 conv padded (2, 3, 2, 1))."""
+    layer = conv(0, "a", ("x",), 8, 12, k=1, pad=(2, 2, 2, 2))
+    assert input_window(layer, Window(0, 2, 0, 12)) == Window(0, 0, 0, 8)  # rows -2, -1
+    assert input_window(layer, Window(11, 12, 11, 12)) == Window(8, 8, 8, 8)  # row, column 9
+    assert input_window(layer, Window(1, 3, 9, 11)) == Window(0, 1, 7, 8)  # one real row, column
 
 
 def test_chain_halo_grows_by_two_per_3x3_layer():
@@ -208,3 +221,29 @@ def test_op_without_window_rule_ends_the_stage():
     layers = [conv(0, "a", ("x",), 8, 8), dense]
     with pytest.raises(UnsupportedStageLayer, match="matmul"):
         stage_windows(layers, [0, 1], Window(0, 4, 0, 4))
+
+
+def test_planner_says_why_no_automatic_stage_exists():
+    """The automatic search leaves at least one layer after the stage, so a two-layer model has
+    no candidate; the refusal said "no patch stage possible: None" (fuzzer seed 38)."""
+
+    layers = [conv(0, "a", ("x",), 8, 8), conv(1, "b", ("a",), 8, 8)]
+    with pytest.raises(NoPatchStage, match=r"has 2 layers; .*\(--split 2 puts both"):
+        choose_plan(None, layers, CompileOptions(schedule="patch"))
+    tail = [  # 8,192 activation bytes in layer 0, then 272 and 32: under 1/16 of the peak
+        conv(0, "a", ("x",), 8, 8, c=16),
+        conv(1, "b", ("a",), 8, 2, k=1, s=4, pad=(0, 0, 0, 0), c=1),
+        conv(2, "c", ("b",), 2, 2, c=1),
+    ]
+    with pytest.raises(NoPatchStage, match=r"only layer 0 \(a\) holds 1/16 or more"):
+        choose_plan(None, tail, CompileOptions(schedule="patch"))
+
+
+def test_planner_ends_the_stage_before_a_one_pixel_map():
+    """PatchTIR finds a map's H and W loops in its nest; TVM drops loops of extent 1, so a map
+    one pixel high or wide cannot be tiled. The planner refused nothing and PatchTIR refused
+    the whole stage (fuzzer seed 27: a 3x1 map); now the stage ends before such a layer."""
+
+    layers = [conv(0, "a", ("x",), 8, 8), conv(1, "b", ("a",), 8, 1, k=8, pad=(0, 0, 0, 0))]
+    assert stage_refusal(layers, 1) is None
+    assert "layer 1 (b) output is 1x1 pixels" in stage_refusal(layers, 2)

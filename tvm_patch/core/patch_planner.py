@@ -32,7 +32,7 @@ from .liveness import buffers, step_reads_writes, temp_workspaces
 from .options import CompileOptions
 from .progress import Progress
 from .stage import PatchPlan, predict_stage
-from .windows import Window, patch_macs, stage_layout, stage_windows, tiles
+from .windows import Window, out_hw, patch_macs, stage_layout, stage_windows, tiles
 
 SUPPORTED_OPS = frozenset({"nn.conv2d", "nn.max_pool2d", "nn.avg_pool2d", "add"})
 MAX_GRID = 8
@@ -55,11 +55,38 @@ def stage_refusal(layers: list[Layer], k: int) -> str | None:
         if len(layer.output_shape) != 4:
             return f"layer {layer.index} ({layer.name}) output is not 4-D"
     try:
-        stage_layout(layers, list(range(k)))
+        layout = stage_layout(layers, list(range(k)))
         stage_windows(layers, list(range(k)), _full(layers[k - 1]))
     except (UnsupportedStageLayer, ValueError) as err:  # ValueError: MACs not uniform per pixel
         return str(err)
+    for layer in layers[:k]:  # PatchTIR finds a map's H and W by their loops; TVM drops unit loops
+        h, w = out_hw(layer, layout)
+        if min(h, w) < 2:
+            return (
+                f"layer {layer.index} ({layer.name}) output is {h}x{w} pixels; a patch stage "
+                "tiles maps at least 2x2, so it must end before this layer"
+            )
     return None
+
+
+def _no_split_reason(layers: list[Layer], last_heavy: int) -> str:
+    """Why the automatic search has no candidate split (stages of 2..last_heavy+1 layers that
+    leave at least one layer after them)."""
+    if min(last_heavy + 2, len(layers)) > 2:  # k = 2 was a candidate: its refusal says why
+        return str(stage_refusal(layers, 2))
+    if len(layers) < 2:
+        return f"the model has {len(layers)} layer; a patch stage needs 2 or more"
+    if len(layers) == 2:
+        if stage_refusal(layers, 2):  # not even the whole model could be a stage
+            return str(stage_refusal(layers, 2))
+        return (
+            "the model has 2 layers; an automatic stage holds 2 or more and leaves at least "
+            "one after it (--split 2 puts both in the stage)"
+        )
+    return (
+        f"only layer 0 ({layers[0].name}) holds 1/16 or more of the largest layer's activation bytes; "
+        "an automatic stage needs two such layers (--split K forces one)"
+    )
 
 
 def _full(layer: Layer) -> Window:
@@ -163,12 +190,7 @@ def choose_plan(
         ks = range(2, min(last_heavy + 2, len(layers)))
         splits = [k for k in ks if stage_refusal(layers, k) is None]
         if not splits:
-            why = stage_refusal(layers, min(2, len(layers)))
-            if why is None and len(layers) < 3:
-                why = f"the model has {len(layers)} layer(s); a patch stage needs 2 layers and one after it"
-            elif why is None:
-                why = f"the memory-heavy early part ends at layer {last_heavy}, before a stage of 2 layers can end"
-            raise NoPatchStage(f"no patch stage possible: {why}")
+            raise NoPatchStage(f"no patch stage possible: {_no_split_reason(layers, last_heavy)}")
     candidates: list[PlanChoice] = []
     limiting: dict[PatchPlan, str] = {}
     progress = Progress("planning patches", len(splits))

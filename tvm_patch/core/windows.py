@@ -109,9 +109,11 @@ def _axis_params(layer: Layer) -> tuple[tuple[int, int, int, int], tuple[int, in
 
 
 def _axis_window(o0: int, o1: int, k: int, s: int, d: int, p: int, size: int) -> tuple[int, int]:
-    i0 = o0 * s - p
-    i1 = (o1 - 1) * s - p + (k - 1) * d + 1
-    return max(0, i0), min(size, i1)
+    """Input rows [i0, i1) that output rows [o0, o1) read, clipped to the map. Output rows
+    that read only padding (a pad wider than the kernel's span) need none: an empty window."""
+    i0 = min(max(0, o0 * s - p), size)
+    i1 = min(size, (o1 - 1) * s - p + (k - 1) * d + 1)
+    return i0, max(i0, i1)
 
 
 def input_window(layer: Layer, out: Window, layout: str = "") -> Window:

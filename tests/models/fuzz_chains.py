@@ -1,0 +1,787 @@
+"""Differential fuzzer: seeded random conv chains, compiled per layer and patched, against onnxruntime.
+
+    random_case(seed) -> Case            the layers, input size and dtype a seed stands for
+    build_model(case) -> onnx.ModelProto fp32 ONNX (onnx.helper), int8 QDQ via zoo.quantize_int8
+    run_case(case, workdir) -> Outcome   per-layer and patch builds on the host, run, compared
+
+A case covers what issue 8 item 10 lists: Conv with kernels 1..7 (square or not), strides 1..2,
+dilations 1..2, explicit symmetric and asymmetric padding or auto_pad, groups (depthwise with
+channel multipliers, grouped, one output channel), bias or not, Relu / Clip(0, 6) / Clip with
+other or one-sided bounds, residual adds of any earlier tensor of the same shape (the model
+input included, operands in either order, an activation after the add or not), MaxPool and
+AveragePool (padded or not, count_include_pad), sometimes a GlobalAveragePool tail (which no
+patch stage may hold); NCHW as ONNX is, fp32 or int8 QDQ (onnxruntime's static quantization).
+
+An outcome is `ok`, `refused` (a TvmPatchError that refuses on purpose, or the patch schedule's
+`patch_refused` reason when it fell back to per layer; the reason text is kept, and an empty or
+"None" reason is a crash), `mismatch` (patched vs per-layer: int8 identical, fp32 within 1e-6
+normalised; each vs onnxruntime: fp32 within 1e-4 normalised, int8 within 1 LSB of the output
+scale) or `crash` (anything else: a TVM error, a BuildError or RunError, a silent fallback).
+The per-layer build is checked against onnxruntime even when the patch schedule refuses.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import random
+import re
+import time
+import traceback
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+
+import numpy as np
+import onnx
+from onnx import TensorProto, helper, numpy_helper
+
+FP32_VS_PATCHED = 1e-6  # patched vs per-layer, fp32: the same sums, float rounding only
+FP32_VS_ORT = 1e-4  # vs onnxruntime, fp32: normalised by the reference's largest magnitude
+# vs onnxruntime, int8: one step of the output scale. The reference is onnxruntime running the
+# QDQ graph as written (graph optimizations off: DQ -> float op -> Q, what TVM's importer
+# compiles). Its default session fuses QDQ into integer kernels that round .5 ties their own
+# way, and a layer after a tie (an average of two int8 values at one scale is a tie half the
+# time) turns one step into several: 5 LSB from the graph as written on fuzz cases. That
+# difference is recorded in the checks, not compared.
+INT8_VS_ORT_LSB = 1
+RUN_TIMEOUT_S = 60.0  # a case's program runs in well under a second
+STATUSES = ("ok", "refused", "mismatch", "crash")
+
+# Known bugs the fuzzer may hit, labelled in its report; the one-element-constant crash in
+# FuseTIR (GroupKernels' _is_weight) it found is fixed: tests/host/test_hostile_models.py.
+KNOWN_BUGS: tuple = ()  # (label, substring of the crash, the case shape): none open
+
+
+def known_bug(case: Case) -> str:
+    """The label of the known bug this case is expected to crash on, or ""."""
+    return next((label for label, _text, shape in KNOWN_BUGS if shape(case)), "")
+
+
+class InvalidCase(ValueError):
+    """The layer list does not make a valid model (shrinking removes layers and may cause it)."""
+
+
+@dataclass(frozen=True)
+class LayerSpec:
+    """One node of the chain, with the activation and residual add that follow it.
+
+    op: "conv", "maxpool", "avgpool" or "gap" (GlobalAveragePool).
+    out_channels: conv output channels; for groups == -1 (depthwise) the channel multiplier.
+    groups: conv groups; -1 is depthwise (groups = input channels).
+    pads: [top, left, bottom, right] as ONNX orders them ([x1_begin, x2_begin, x1_end, x2_end]).
+    auto_pad: "" (explicit pads), "SAME_UPPER", "SAME_LOWER" or "VALID".
+    act: "", "relu", "relu6", "clip:LO:HI", "clipmin:LO" or "clipmax:HI".
+    residual: 0, or add the tensor this many tensors back (1: this layer's input; the model
+        input is tensor 0 of the chain).
+    act_after_add: "" or an activation applied to the sum.
+    """
+
+    op: str
+    out_channels: int = 0
+    kernel: tuple[int, int] = (1, 1)
+    stride: tuple[int, int] = (1, 1)
+    dilation: tuple[int, int] = (1, 1)
+    pads: tuple[int, int, int, int] = (0, 0, 0, 0)
+    auto_pad: str = ""
+    groups: int = 1
+    bias: bool = True
+    act: str = ""
+    residual: int = 0
+    residual_first: bool = False  # Add(skip, x) instead of Add(x, skip)
+    act_after_add: str = ""
+    count_include_pad: int = 0
+
+    def describe(self) -> str:
+        if self.op == "gap":
+            return "gap"
+        k, s, d = self.kernel, self.stride, self.dilation
+        text = f"{self.op} k{k[0]}x{k[1]} s{s[0]}x{s[1]}"
+        if self.op == "conv":
+            g = "dw" if self.groups == -1 else f"g{self.groups}"
+            mult = f"x{self.out_channels}" if self.groups == -1 else f"c{self.out_channels}"
+            text += f" d{d[0]}x{d[1]} {g} {mult}" + (" bias" if self.bias else " nobias")
+        text += f" {self.auto_pad}" if self.auto_pad else f" p{list(self.pads)}"
+        if self.op == "avgpool":
+            text += f" cip{self.count_include_pad}"
+        if self.act:
+            text += f" {self.act}"
+        if self.residual:
+            text += f" +res(-{self.residual}{', first' if self.residual_first else ''})"
+            text += f" {self.act_after_add}" if self.act_after_add else ""
+        return text
+
+
+@dataclass(frozen=True)
+class Case:
+    seed: int
+    int8: bool
+    in_channels: int
+    height: int
+    width: int
+    layers: tuple[LayerSpec, ...]
+    inplace_depthwise: bool = True
+    # The patch build's split and grid. None: drawn from the seed once the per-layer build has
+    # told how many layers (kernels) the graph has; "auto": the planner's choice.
+    split: int | str | None = None
+    grid: tuple[int, int] | str | None = None
+
+    def describe(self) -> str:
+        head = f"seed {self.seed}: {'int8' if self.int8 else 'fp32'} [1,{self.in_channels},{self.height},{self.width}]"
+        if not self.inplace_depthwise:
+            head += " no-inplace"
+        return head + "; " + "; ".join(layer.describe() for layer in self.layers)
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+    @staticmethod
+    def from_dict(d: dict) -> Case:
+        layers = tuple(
+            LayerSpec(**{k: tuple(v) if isinstance(v, list) else v for k, v in spec.items()}) for spec in d["layers"]
+        )
+        grid = d.get("grid")
+        return Case(**{**d, "layers": layers, "grid": tuple(grid) if isinstance(grid, list) else grid})
+
+
+@dataclass
+class Outcome:
+    seed: int
+    status: str  # one of STATUSES
+    reason: str = ""  # refused: why; mismatch / crash: what
+    plan: str = ""  # the patch build's split and grid
+    case: str = ""  # Case.describe()
+    seconds: float = 0.0
+    detail: str = ""  # crash: the traceback's tail
+    checks: list[str] = field(default_factory=list)  # comparisons that passed
+    split: int | str | None = None  # what the patch build was asked for ("auto": the planner)
+    grid: tuple[int, int] | str | None = None
+    known: str = ""  # a crash that is a known bug being fixed elsewhere: which one
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+# --- generation ----------------------------------------------------------------------------------
+
+_ACTS = (
+    "",
+    "",
+    "relu",
+    "relu6",
+    "clip:-1:1",
+    "clip:0:1.5",
+    "clip:-0.5:3",
+    "clipmin:-0.25",
+    "clipmax:0.75",
+)
+
+
+def random_case(seed: int) -> Case:
+    """The case a seed stands for (the same on every call and machine)."""
+    rng = random.Random(seed)
+    int8 = rng.random() < 0.45
+    in_channels = rng.choices([1, 2, 3, 4, 6, 8], [1, 3, 3, 3, 2, 2])[0]
+    height, width = rng.randint(8, 24), rng.randint(8, 24)
+    if rng.random() < 0.5:
+        width = height
+    shapes = [(in_channels, height, width)]  # every tensor of the chain, the model input first
+    layers: list[LayerSpec] = []
+    for _ in range(rng.randint(2, 6)):
+        for _attempt in range(50):
+            spec = _random_layer(rng, shapes, int8)
+            out = _out_shape(spec, shapes[-1])
+            if out is not None:
+                break
+        else:
+            continue
+        if spec.op != "gap" and rng.random() < 0.35:
+            back = [i for i in range(1, len(shapes) + 1) if shapes[-i] == out]
+            if back:
+                spec = replace(
+                    spec,
+                    residual=rng.choice(back),
+                    residual_first=rng.random() < 0.5,
+                    act_after_add=rng.choice(["", "", "relu", "relu6"]),
+                )
+        layers.append(spec)
+        shapes.append(out)
+        if spec.op == "gap":
+            break
+    return Case(
+        seed,
+        int8,
+        in_channels,
+        height,
+        width,
+        tuple(layers),
+        inplace_depthwise=rng.random() < 0.8,
+    )
+
+
+def _random_layer(rng: random.Random, shapes: list[tuple[int, int, int]], int8: bool) -> LayerSpec:
+    c = shapes[-1][0]
+    kind = rng.choices(
+        ["conv", "same", "dw", "pw", "grouped", "one", "maxpool", "avgpool", "gap"],
+        [20, 18, 16, 10, 8, 3, 9, 9, 2],
+    )[0]
+    if kind == "gap":
+        return LayerSpec("gap")
+    if kind in ("maxpool", "avgpool"):
+        while True:
+            kernel = (rng.randint(1, 3), rng.randint(1, 3))
+            if rng.random() < 0.6:
+                kernel = (kernel[0], kernel[0])
+            pads = tuple(rng.randint(0, kernel[i % 2] - 1) for i in range(4)) if rng.random() < 0.5 else (0, 0, 0, 0)
+            include_pad = rng.randint(0, 1)
+            if not (int8 and kind == "avgpool" and _order_dependent_ties(kernel, pads, include_pad)):
+                break
+        return LayerSpec(
+            kind,
+            kernel=kernel,
+            stride=_pair(rng, 1, 2, 0.8),
+            pads=pads,
+            count_include_pad=include_pad,
+            act=rng.choice(["", "", "relu"]),
+        )
+    groups, out_channels = 1, rng.choice([2, 4, 6, 8, 12])  # one channel: kind "one"
+    if kind == "dw":
+        groups, out_channels = -1, rng.choices([1, 2], [4, 1])[0]
+    elif kind == "grouped":
+        divisors = [g for g in (2, 3, 4) if c % g == 0]
+        if not divisors:
+            groups = 1
+        else:
+            groups = rng.choice(divisors)
+            out_channels = groups * rng.randint(1, 3)
+    elif kind == "one":
+        out_channels = 1
+    kernel = (1, 1) if kind == "pw" else (rng.randint(1, 7), rng.randint(1, 7))
+    if kind != "pw" and rng.random() < 0.7:
+        kernel = (kernel[0], kernel[0])
+    stride = _pair(rng, 1, 2, 0.8)
+    dilation = _pair(rng, 1, 2, 0.8) if rng.random() < 0.3 else (1, 1)
+    auto_pad = ""
+    if kind == "same":  # shape-preserving, so residual adds have partners
+        stride = (1, 1)
+        if out_channels != 1:
+            out_channels = c if groups == 1 else out_channels
+        pads = _same_pads(rng, kernel, dilation)
+    elif rng.random() < 0.1:
+        # onnxruntime refuses SAME_UPPER / SAME_LOWER on a dilated conv
+        auto_pad = rng.choice(["SAME_UPPER", "SAME_LOWER", "VALID"] if dilation == (1, 1) else ["VALID"])
+        pads = (0, 0, 0, 0)
+    elif rng.random() < 0.5:
+        pads = _same_pads(rng, kernel, dilation)
+    else:
+        pads = tuple(rng.randint(0, 3) for _ in range(4))
+    return LayerSpec(
+        "conv",
+        out_channels,
+        kernel,
+        stride,
+        dilation,
+        pads,
+        auto_pad,
+        groups,
+        bias=rng.random() < 0.7,
+        act=rng.choice(_ACTS),
+    )
+
+
+def _order_dependent_ties(kernel: tuple[int, int], pads: tuple[int, ...], include_pad: int) -> bool:
+    """Whether an int8 average pool divides by an even count over more than two values.
+
+    Its input and output share one scale, so such an average is an exact .5 tie for a quarter
+    or more of the outputs, and the float sum of four or more dequantized values rounds to one
+    side or the other depending on the order of the additions: onnxruntime and TVM add in
+    different orders, and the next layers turn that one step into several (7 LSB on seed 457).
+    No implementation is wrong there, so int8 cases do not draw these pools (fp32 cases do).
+    Partial windows at a padded border (count_include_pad=0) divide by fewer values."""
+    counts = {kernel[0] * kernel[1]}
+    if any(pads) and not include_pad:
+        counts |= {a * b for a in range(1, kernel[0] + 1) for b in range(1, kernel[1] + 1)}
+    return any(n % 2 == 0 and n > 2 for n in counts)
+
+
+def _pair(rng: random.Random, lo: int, hi: int, square: float) -> tuple[int, int]:
+    a = rng.randint(lo, hi)
+    return (a, a) if rng.random() < square else (a, rng.randint(lo, hi))
+
+
+def _same_pads(rng: random.Random, kernel: tuple[int, int], dilation: tuple[int, int]) -> tuple[int, int, int, int]:
+    """Pads that keep the size at stride 1: symmetric for odd spans, else split unevenly."""
+    begin, end = [], []
+    for k, d in zip(kernel, dilation, strict=False):
+        total = d * (k - 1)
+        b = total // 2 if total % 2 == 0 and rng.random() < 0.7 else rng.randint(0, total)
+        begin.append(b)
+        end.append(total - b)
+    return (begin[0], begin[1], end[0], end[1])
+
+
+def _conv_groups(spec: LayerSpec, c: int) -> tuple[int, int]:
+    """(groups, output channels) of a conv on c input channels."""
+    if spec.groups == -1:
+        return c, c * spec.out_channels
+    return spec.groups, spec.out_channels
+
+
+def _out_shape(spec: LayerSpec, shape: tuple[int, int, int]) -> tuple[int, int, int] | None:
+    """The output [C, H, W] of `spec` on `shape`, or None if the layer is not valid there."""
+    c, h, w = shape
+    if spec.op == "gap":
+        return (c, 1, 1)
+    if spec.op == "conv":
+        groups, out_c = _conv_groups(spec, c)
+        if c % groups or out_c % groups or out_c < 1:
+            return None
+    else:
+        out_c = c
+        if any(p >= spec.kernel[i % 2] for i, p in enumerate(spec.pads)):
+            return None  # onnxruntime: a pooling pad must be smaller than the kernel
+    size = []
+    for axis, n in enumerate((h, w)):
+        k, s, d = spec.kernel[axis], spec.stride[axis], spec.dilation[axis]
+        span = d * (k - 1) + 1
+        if spec.auto_pad in ("SAME_UPPER", "SAME_LOWER"):
+            out = -(-n // s)
+        else:
+            pad = 0 if spec.auto_pad == "VALID" else spec.pads[axis] + spec.pads[axis + 2]
+            out = (n + pad - span) // s + 1
+        size.append(out)
+    if min(size) < 1:
+        return None
+    return (out_c, size[0], size[1])
+
+
+# --- model ---------------------------------------------------------------------------------------
+
+
+@dataclass
+class _Builder:
+    rng: np.random.Generator
+    nodes: list = field(default_factory=list)
+    inits: list = field(default_factory=list)
+
+    def const(self, name: str, array) -> str:
+        self.inits.append(numpy_helper.from_array(np.asarray(array, np.float32), name))
+        return name
+
+    def node(self, op: str, inputs: list[str], name: str, **attrs) -> str:
+        self.nodes.append(helper.make_node(op, inputs, [name], name=name, **attrs))
+        return name
+
+    def act(self, x: str, act: str, name: str) -> tuple[str, float, float]:
+        """The activation node; returns (tensor, mean, var) estimates for the next layer's scale."""
+        if not act:
+            return x, 0.0, 1.0
+        if act == "relu":
+            return self.node("Relu", [x], name), 0.4, 0.34
+        kind, *bounds = act.split(":")
+        lo = hi = ""
+        if act == "relu6":
+            lo, hi = self.const(f"{name}.min", 0.0), self.const(f"{name}.max", 6.0)
+        elif kind == "clip":
+            lo, hi = (
+                self.const(f"{name}.min", float(bounds[0])),
+                self.const(f"{name}.max", float(bounds[1])),
+            )
+        elif kind == "clipmin":
+            lo = self.const(f"{name}.min", float(bounds[0]))
+        elif kind == "clipmax":
+            hi = self.const(f"{name}.max", float(bounds[0]))
+        else:
+            raise InvalidCase(f"unknown activation {act!r}")
+        inputs = [x, lo] if not hi else [x, lo, hi]
+        return self.node("Clip", inputs, name), 0.2, 0.4
+
+
+def build_model(case: Case) -> onnx.ModelProto:
+    """The fp32 ONNX model of `case` (weights from the seed); InvalidCase if it does not fit."""
+    b = _Builder(np.random.default_rng(case.seed))
+    tensors = [("input", (case.in_channels, case.height, case.width))]
+    mean, var = 0.0, 1.0
+    for i, spec in enumerate(case.layers, start=1):
+        x, shape = tensors[-1]
+        out = _out_shape(spec, shape)
+        if out is None:
+            raise InvalidCase(f"layer {i} ({spec.describe()}) does not fit its input {list(shape)}")
+        name = f"l{i}_{spec.op}"
+        pad_attrs = {"auto_pad": spec.auto_pad} if spec.auto_pad else {"pads": list(spec.pads)}
+        if spec.op == "conv":
+            groups, out_c = _conv_groups(spec, shape[0])
+            fan_in = shape[0] // groups * spec.kernel[0] * spec.kernel[1]
+            wgt = b.rng.standard_normal((out_c, fan_in)).astype(np.float32)
+            wgt /= np.linalg.norm(wgt, axis=1, keepdims=True)  # He-style: unit-variance outputs
+            wgt *= np.float32(1.0 / math.sqrt(max(var + mean * mean, 1e-3)))
+            inputs = [
+                x,
+                b.const(
+                    f"{name}.weight",
+                    wgt.reshape(out_c, fan_in // math.prod(spec.kernel), *spec.kernel),
+                ),
+            ]
+            if spec.bias:
+                beta = 0.1 * b.rng.standard_normal(out_c).astype(np.float32)
+                inputs.append(b.const(f"{name}.bias", beta - np.float32(mean) * wgt.sum(axis=1)))
+            y = b.node(
+                "Conv",
+                inputs,
+                name,
+                kernel_shape=list(spec.kernel),
+                strides=list(spec.stride),
+                dilations=list(spec.dilation),
+                group=groups,
+                **pad_attrs,
+            )
+            mean, var = 0.0, 1.0
+        elif spec.op == "gap":
+            y = b.node("GlobalAveragePool", [x], name)
+            var = var / max(shape[1] * shape[2], 1) + 0.1
+        else:
+            attrs = {"kernel_shape": list(spec.kernel), "strides": list(spec.stride), **pad_attrs}
+            if spec.op == "avgpool":
+                attrs["count_include_pad"] = spec.count_include_pad
+                y = b.node("AveragePool", [x], name, **attrs)
+                var = max(var / 2, 0.1)
+            else:
+                y = b.node("MaxPool", [x], name, **attrs)
+                mean, var = mean + 0.5 * math.sqrt(var), max(0.7 * var, 0.1)
+        if spec.act:
+            y, mean, var = b.act(y, spec.act, f"{name}_act")
+        if spec.residual:
+            if spec.residual > len(tensors) or tensors[-spec.residual][1] != out:
+                raise InvalidCase(f"layer {i}: no tensor {spec.residual} back has the shape {list(out)}")
+            skip = tensors[-spec.residual][0]
+            y = b.node("Add", [skip, y] if spec.residual_first else [y, skip], f"{name}_add")
+            var += 1.0
+            if spec.act_after_add:
+                y, mean, var = b.act(y, spec.act_after_add, f"{name}_add_act")
+        tensors.append((y, out))
+    if len(tensors) < 2:
+        raise InvalidCase("no layers")
+    last = b.nodes[-1]
+    last.output[0] = "output"
+    shape = [1, *tensors[-1][1]]
+    graph = helper.make_graph(
+        b.nodes,
+        f"fuzz_{case.seed}",
+        [helper.make_tensor_value_info("input", TensorProto.FLOAT, [1, case.in_channels, case.height, case.width])],
+        [helper.make_tensor_value_info("output", TensorProto.FLOAT, shape)],
+        initializer=b.inits,
+        doc_string=case.describe(),
+    )
+    model = helper.make_model_gen_version(
+        graph, producer_name="tests.models.fuzz_chains", opset_imports=[helper.make_opsetid("", 13)]
+    )
+    onnx.checker.check_model(model, full_check=True)
+    return model
+
+
+def case_model(case: Case) -> onnx.ModelProto:
+    """The model the case compiles: fp32, or int8 QDQ from onnxruntime's static quantization."""
+    model = build_model(case)
+    if case.int8:
+        from tests.models import zoo
+
+        model = zoo.quantize_int8(model, samples=2, seed=case.seed)
+    return model
+
+
+def case_input(case: Case) -> np.ndarray:
+    rng = np.random.default_rng(case.seed + 1_000_003)
+    return rng.standard_normal((1, case.in_channels, case.height, case.width)).astype(np.float32)
+
+
+def output_scale(model: onnx.ModelProto) -> float | None:
+    """The scale of the DequantizeLinear an int8 QDQ model's output comes from, through the ops
+    onnxruntime's quantizer leaves in float after it (MaxPool, Relu keep the grid); None if the
+    output is not quantized at all (a chain of pools only)."""
+    inits = {t.name: numpy_helper.to_array(t) for t in model.graph.initializer}
+    writer = {out: node for node in model.graph.node for out in node.output}
+    name = model.graph.output[0].name
+    while name in writer:
+        node = writer[name]
+        if node.op_type == "DequantizeLinear":
+            return float(inits[node.input[1]])
+        if node.op_type not in ("MaxPool", "Relu"):
+            return None
+        name = node.input[0]
+    return None
+
+
+# --- running -------------------------------------------------------------------------------------
+
+
+class Failure(Exception):
+    def __init__(self, status: str, reason: str) -> None:
+        super().__init__(reason)
+        self.status, self.reason = status, reason
+
+
+def is_real_reason(reason: str | None) -> bool:
+    """A refusal's reason must say something: not empty, not a bare or trailing "None"."""
+    return bool(reason and reason.strip()) and not re.search(r"(^|:)\s*None\s*$", reason.strip())
+
+
+def compare(
+    got: np.ndarray,
+    want: np.ndarray,
+    what: str,
+    *,
+    exact: bool = False,
+    rel: float = 0.0,
+    lsb: float | None = None,
+    also: np.ndarray | None = None,
+) -> str:
+    """Raise Failure("mismatch") unless `got` matches `want` (or, int8, `also`: a second
+    reference); return a line saying how close."""
+    got, want = np.asarray(got), np.asarray(want)
+    if got.shape != want.shape:
+        raise Failure("mismatch", f"{what}: shape {list(got.shape)} != {list(want.shape)}")
+    if not np.all(np.isfinite(got)):
+        raise Failure("mismatch", f"{what}: {int((~np.isfinite(got)).sum())} non-finite outputs")
+    diff = float(np.abs(got.astype(np.float64) - want.astype(np.float64)).max())
+    if exact:
+        if diff != 0.0:
+            raise Failure("mismatch", f"{what}: not identical (max difference {diff:.3g})")
+        return f"{what}: identical"
+    if lsb is not None:
+        refs = [want] if also is None else [want, np.asarray(also)]
+        per_ref = [np.round(np.abs(got.astype(np.float64) - r.astype(np.float64)) / lsb) for r in refs]
+        steps = min(per_ref, key=lambda st: (int(st.max()), int((st > 0).sum())))
+        worst, off = int(steps.max()), int((steps > 0).sum())
+        if worst > INT8_VS_ORT_LSB:
+            raise Failure(
+                "mismatch",
+                f"{what}: {worst} LSB off at {off} of {steps.size} outputs "
+                f"(scale {lsb:.3g}), allowed {INT8_VS_ORT_LSB}",
+            )
+        return f"{what}: {worst} LSB ({off} of {steps.size} off)"
+    scale = max(float(np.abs(want).max()), 1e-6)
+    err = diff / scale
+    if err > rel:
+        raise Failure("mismatch", f"{what}: normalised max error {err:.2e} > {rel:.0e}")
+    return f"{what}: {err:.1e}"
+
+
+def choose_patch_plan(case: Case, layers: list[dict]) -> tuple[int | None, tuple[int, int] | None]:
+    """The patch build's (split, grid): the case's own, or drawn from the seed and the layer graph."""
+    rng = random.Random(f"plan-{case.seed}")
+    split = case.split
+    if split is None:
+        split = "auto" if rng.random() < 0.15 or len(layers) < 2 else rng.randint(2, len(layers))
+    grid = case.grid
+    if grid is None:
+        if split == "auto":
+            grid = "auto" if rng.random() < 0.7 else (rng.randint(1, 3), rng.randint(1, 3))
+        else:
+            shape = layers[split - 1]["output_shape"]  # NCHW, as ONNX is
+            h, w = (shape[2], shape[3]) if len(shape) == 4 else (1, 1)
+            grid = (rng.randint(1, min(4, h)), rng.randint(1, min(4, w)))
+    return (None if split == "auto" else split), (None if grid == "auto" else tuple(grid))
+
+
+def run_case(case: Case, workdir: str | Path) -> Outcome:
+    """Build, compile (per layer, then patched), run and compare one case; never raises."""
+    start = time.perf_counter()
+    outcome = Outcome(case.seed, "ok", case=case.describe())
+    try:
+        _run(case, Path(workdir), outcome)
+    except Failure as f:
+        outcome.status, outcome.reason = f.status, f.reason
+    except Exception as e:
+        outcome.status, outcome.reason = "crash", f"{type(e).__name__}: {_first_line(e)}"
+        outcome.detail = "".join(traceback.format_exception(e)[-6:])
+    outcome.seconds = round(time.perf_counter() - start, 2)
+    if outcome.status == "crash":
+        outcome.known = next(
+            (label for label, text, shape in KNOWN_BUGS if text in outcome.reason and shape(case)),
+            "",
+        )
+    return outcome
+
+
+def _first_line(e: BaseException) -> str:
+    text = str(e).strip()
+    lines = [line for line in text.splitlines() if line.strip()]
+    # TVM errors put the message after the stack trace
+    tvm_msg = [line for line in lines if re.match(r"^(tvm\.)?\w*Error: ", line.strip())]
+    return (tvm_msg[-1] if tvm_msg else lines[0] if lines else repr(e))[:300]
+
+
+def _refusal(e: BaseException) -> str | None:
+    """The reason text if `e` refuses on purpose; None if it is a crash."""
+    from tvm_patch_core.errors import BuildError, RunError, ToolchainMissing, TvmPatchError
+
+    if isinstance(e, TvmPatchError) and not isinstance(e, (BuildError, RunError, ToolchainMissing)):
+        return f"{type(e).__name__}: {e}"
+    return None
+
+
+def _compile(path: Path, out: Path, options, what: str):
+    from tvm_patch.compile import compile_model
+
+    try:
+        return compile_model(path, out, options)
+    except Exception as e:
+        reason = _refusal(e)
+        if reason is None:
+            raise
+        if not is_real_reason(str(e)):
+            raise Failure("crash", f"{what} refused without a reason: {reason!r}") from e
+        raise Failure("refused", f"{what}: {reason}") from e
+
+
+def _run(case: Case, workdir: Path, outcome: Outcome) -> None:
+    import onnxruntime as ort
+
+    from tvm_patch.run import run_compiled
+    from tvm_patch_core.options import CompileOptions, PatchOptions
+
+    workdir.mkdir(parents=True, exist_ok=True)
+    model = case_model(case)
+    path = workdir / f"fuzz_{case.seed}.onnx"
+    onnx.save_model(model, str(path))
+    x = case_input(case)
+    try:
+        session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+        ref = session.run(None, {"input": x})[0]
+    except Exception as e:
+        raise Failure("crash", f"onnxruntime rejects the generated model (a generator bug): {_first_line(e)}") from e
+    scale = output_scale(model) if case.int8 else None
+    vs_ort: dict = {"rel": FP32_VS_ORT}
+    # int8: two references, onnxruntime's fused integer kernels (its default session, which the
+    # integer lowering follows for QLinearConv) and the graph as written (DQ -> float op -> Q);
+    # they round ties differently and differ by several LSB after a few layers; the build must
+    # be within INT8_VS_ORT_LSB of one of them.
+    fused = None
+    if scale is not None:
+        written = ort.SessionOptions()
+        written.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
+        fused, ref = (
+            ref,
+            ort.InferenceSession(str(path), written, providers=["CPUExecutionProvider"]).run(None, {"input": x})[0],
+        )
+        spread = int(np.round(np.abs(fused - ref) / scale).max())
+        outcome.checks.append(f"onnxruntime's integer kernels: {spread} LSB from the graph as written")
+        vs_ort = {"lsb": scale, "also": fused}
+
+    def run(out) -> np.ndarray:
+        return run_compiled(out.out_dir, device="host", inputs=[x], timeout_s=RUN_TIMEOUT_S).outputs[0]
+
+    options = CompileOptions(target="host", inplace=case.inplace_depthwise)
+    layer = _compile(path, workdir / "layer", options, "per-layer")
+    want = run(layer)
+    outcome.checks.append(compare(want, ref, "per-layer vs onnxruntime", **vs_ort))
+
+    split, grid = choose_patch_plan(case, [dataclasses.asdict(x) for x in layer.report.layers])
+    outcome.split, outcome.grid = split or "auto", grid or "auto"
+    outcome.plan = f"split {split or 'auto'}, grid {'x'.join(map(str, grid)) if grid else 'auto'}"
+    patched = _compile(
+        path,
+        workdir / "patch",
+        replace(options, schedule="patch", patch=PatchOptions(split=split, grid=grid)),
+        "patch",
+    )
+    report = patched.report
+    if report.schedule != "patch":
+        reason = report.patch_refused
+        if not is_real_reason(reason):
+            raise Failure("crash", f"the patch schedule fell back to per layer with reason {reason!r}")
+        raise Failure("refused", f"patch: {reason}")
+    stage = report.patch_stages[0]
+    if grid is not None and tuple(stage.grid) != grid:
+        raise Failure("crash", f"asked for grid {grid}, the build has {stage.grid}")
+    if split is not None and len(stage.layers) != split:
+        raise Failure("crash", f"asked for split {split}, the stage has {len(stage.layers)} layers")
+    outcome.plan += f" -> {len(stage.layers)} layers, {stage.grid[0]}x{stage.grid[1]}"
+    got = run(patched)
+    if scale is not None:  # int8: the same integer arithmetic, patch by patch
+        outcome.checks.append(compare(got, want, "patched vs per-layer", exact=True))
+    else:
+        outcome.checks.append(compare(got, want, "patched vs per-layer", rel=FP32_VS_PATCHED))
+    outcome.checks.append(compare(got, ref, "patched vs onnxruntime", **vs_ort))
+
+
+# --- shrinking -----------------------------------------------------------------------------------
+
+
+def signature(outcome: Outcome) -> tuple[str, str]:
+    """What kind of failure this is, without its numbers: (status, the reason's stem)."""
+    stem = outcome.reason.split(":")[0] if outcome.status == "mismatch" else outcome.reason
+    return outcome.status, re.sub(r"[-\d.e+]+", "#", stem)[:60]
+
+
+def _variants(case: Case):
+    """Smaller or simpler cases than `case`, the most promising first."""
+    layers = list(case.layers)
+    for i in range(len(layers)):
+        yield replace(case, layers=tuple(layers[:i] + layers[i + 1 :]))
+        if isinstance(case.split, int) and case.split > 2:
+            yield replace(case, layers=tuple(layers[:i] + layers[i + 1 :]), split=case.split - 1)
+    plain = {
+        "residual": 0,
+        "act": "",
+        "act_after_add": "",
+        "bias": False,
+        "auto_pad": "",
+        "pads": (0, 0, 0, 0),
+        "stride": (1, 1),
+        "dilation": (1, 1),
+        "count_include_pad": 0,
+    }
+    for i, spec in enumerate(layers):
+        for name, value in plain.items():
+            if getattr(spec, name) != value:
+                yield replace(
+                    case,
+                    layers=tuple([*layers[:i], replace(spec, **{name: value}), *layers[i + 1 :]]),
+                )
+        if spec.kernel != (1, 1):
+            smaller = (max(1, spec.kernel[0] - 1), max(1, spec.kernel[1] - 1))
+            yield replace(case, layers=tuple([*layers[:i], replace(spec, kernel=smaller), *layers[i + 1 :]]))
+        if spec.op == "conv" and spec.groups != -1 and spec.out_channels > 2:
+            yield replace(case, layers=tuple([*layers[:i], replace(spec, out_channels=2), *layers[i + 1 :]]))
+    if case.in_channels > 1:
+        yield replace(case, in_channels=max(1, case.in_channels // 2))
+    for h, w in ((max(8, case.height - 4), case.width), (case.height, max(8, case.width - 4))):
+        if (h, w) != (case.height, case.width):
+            yield replace(case, height=h, width=w)
+    if case.int8:
+        yield replace(case, int8=False)
+    if not case.inplace_depthwise:
+        yield replace(case, inplace_depthwise=True)
+    if isinstance(case.grid, tuple) and case.grid != (1, 1):
+        yield replace(case, grid=(max(1, case.grid[0] - 1), case.grid[1]))
+        yield replace(case, grid=(case.grid[0], max(1, case.grid[1] - 1)))
+
+
+def shrink(case: Case, workdir: str | Path, max_runs: int = 80, log=None) -> tuple[Case, Outcome]:
+    """The smallest case found that fails as `case` does (greedy: take any smaller variant that
+    still fails the same way, until none does or `max_runs` cases have run). The patch plan is
+    pinned to the one the failure used."""
+    workdir = Path(workdir)
+    first = run_case(case, workdir / "0")
+    if first.status in ("ok", "refused"):
+        return case, first
+    want = signature(first)
+    case = replace(case, split=first.split, grid=first.grid)
+    best, runs, progress = first, 1, True
+    while progress and runs < max_runs:
+        progress = False
+        for cand in _variants(case):
+            try:
+                build_model(cand)
+            except (InvalidCase, onnx.checker.ValidationError):
+                continue
+            out = run_case(cand, workdir / str(runs))
+            runs += 1
+            if log:
+                log(f"{'smaller' if signature(out) == want else 'passes'}: {cand.describe()}")
+            if signature(out) == want:
+                case, best, progress = cand, out, True
+                break
+            if runs >= max_runs:
+                break
+    return case, best
