@@ -55,6 +55,24 @@ def _anchor_info(call: relax.Call) -> dict:
     return info
 
 
+def _data_input(grouped: tvm.IRModule, call: relax.Call, head: relax.Call) -> str:
+    """The argument of `call` that reaches the anchor op's data operand (its first argument)
+    through the kernel's elementwise prologue (casts, zero-point subtraction, pad)."""
+    if not head.args:
+        return ""
+    x = head.args[0]
+    if isinstance(call.op, tvm.ir.GlobalVar):
+        fn = grouped[call.op]
+        value_of = {b.var: b.value for blk in fn.body.blocks for b in blk.bindings}
+        while x in value_of:
+            value = value_of[x]
+            if not isinstance(value, relax.Call) or not value.args:
+                return ""
+            x = value.args[0]
+        x = dict(zip(fn.params, call.args, strict=True)).get(x)
+    return x.name if isinstance(x, relax.Var) else ""
+
+
 def layer_graph(grouped: tvm.IRModule) -> list[Layer]:
     """One Layer per kernel call of the grouped `main`, in execution order."""
     layers: list[Layer] = []
@@ -85,6 +103,7 @@ def layer_graph(grouped: tvm.IRModule) -> list[Layer]:
                     output_shape=_shape(b.var.ty),
                     dtype=str(b.var.ty.dtype),
                     activation_bytes=in_bytes + tensor_bytes(b.var.ty),
+                    data_input=_data_input(grouped, v, head) if anchors else "",
                     **info,
                 )
             )

@@ -4,8 +4,9 @@ rewrite is passes/inplace_kernels.py).
 1. Depthwise conv: reads one activation whose last reader it is (nothing later needs it, it
    is no model output), as many output as input channels, output no larger than input. Its
    kernel then runs channel by channel through a one-channel temporary.
-2. Residual add fused after a conv: the output overwrites the skip input when that is the
-   skip's last reader and both have the same shape and dtype. Output element i depends on
+2. Residual add fused after a conv: the output overwrites the skip input (the activation
+   that is not the conv's data, Layer.data_input; the add may take it first or second) when
+   that is the skip's last reader and both have the same shape and dtype. Output element i depends on
    skip element i only, read before it is written, so the kernel is unchanged (only
    `tirx.noalias` is dropped).
 A kernel called more than once, or writing several outputs, stays as it is; so does the
@@ -59,12 +60,15 @@ def choose_inplace(graph: Graph, layers: list[Layer], stage_layers: int = 0) -> 
             depthwise[call.kernel] = layer.layout
             inplace[dst.name] = acts[0]
             temps[dst.name] = dst.nbytes // dst.shape[layer.channel_axis]
-        elif layer.op == "nn.conv2d" and len(acts) == 2 and acts[0] != acts[1] and free(acts[1]):
-            skip = graph.tensors[acts[1]]
+        elif layer.op == "nn.conv2d" and len(acts) == 2 and acts[0] != acts[1] and layer.data_input in layer.inputs:
+            skip_id = acts[1 - layer.inputs.index(layer.data_input)]  # the add's other operand
+            if not free(skip_id):
+                continue
+            skip = graph.tensors[skip_id]
             if (skip.shape, skip.dtype) != (dst.shape, dst.dtype):
                 continue
             residual.append(call.kernel)
-            inplace[dst.name] = acts[1]
+            inplace[dst.name] = skip_id
     return InplaceChoice(depthwise, tuple(residual), inplace, temps)
 
 

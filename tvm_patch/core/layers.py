@@ -27,6 +27,7 @@ class Layer:
     layout: str = ""
     macs: int = 0
     activation_bytes: int = 0  # bytes of activation inputs + output
+    data_input: str = ""  # the one of `inputs` the anchor op reads as its data ("" if none)
 
     def as_dict(self) -> dict:
         return asdict(self)
