@@ -21,7 +21,7 @@ from collections.abc import Callable
 
 import numpy as np
 import tvm
-from tvm import relax, tirx
+from tvm import relax
 
 from tvm_patch_core import fixed_point as fp
 
@@ -32,8 +32,6 @@ from .int8_kernels import (
     clamp_int8,
     lookup,
     mbqm,
-    mul_round_half_even,
-    round_half_even_shift,
 )
 from .qdq import QdqRewriter, QParams, shape_of
 
@@ -69,35 +67,9 @@ def add_kernel(p: fp.AddParams, zp1: int, zp2: int, zp_out: int, lo: int, hi: in
     return fn
 
 
-def mul_kernel(m: int, s: int, zp1: int, zp2: int, zp_out: int, lo: int, hi: int, rounding: str = "tflm") -> Kernel:
+def mul_kernel(m: int, s: int, zp1: int, zp2: int, zp_out: int, lo: int, hi: int) -> Kernel:
     def fn(a: Expr, b: Expr) -> Expr:
-        prod = (a - zp1) * (b - zp2)
-        scaled = mbqm(prod, m, s) if rounding == "tflm" else mul_round_half_even(prod, m, s)
-        return clamp_int8(scaled, zp_out, lo, hi)
-
-    return fn
-
-
-def add_kernel_half_even(
-    r1: tuple[int, int],
-    r2: tuple[int, int],
-    zp1: int,
-    zp2: int,
-    zp_out: int,
-    lo: int,
-    hi: int,
-    sign: int,
-) -> Kernel:
-    """ONNX QLinearAdd: round((a - zp_a) * R_a + (b - zp_b) * R_b), R = s_in / s_out in float32,
-    computed exactly over a common power of two, ties to even."""
-    (m1, k1), (m2, k2) = r1, r2
-    k = max(k1, k2)
-
-    def fn(a: Expr, b: Expr) -> Expr:
-        i64 = "int64"
-        t1 = tirx.Cast(i64, a - zp1) * tirx.const(m1 << (k - k1), i64)
-        t2 = tirx.Cast(i64, b - zp2) * tirx.const(m2 << (k - k2), i64)
-        return clamp_int8(round_half_even_shift(t1 + t2 if sign > 0 else t1 - t2, k), zp_out, lo, hi)
+        return clamp_int8(mbqm((a - zp1) * (b - zp2), m, s), zp_out, lo, hi)
 
     return fn
 
@@ -106,8 +78,10 @@ def add_kernel_half_even(
 class IntegerElementwise:
     """Rewrite int8 add / sub / mul / requantize / byte moves (module docstring).
 
-    rounding "tflm": TFLite Micro's arithmetic; "half_even": onnxruntime's QLinearAdd /
-    QLinearMul scale ratios in float32, applied exactly with ties to even."""
+    rounding "tflm": TFLite Micro's arithmetic; "half_even" (ONNX QDQ): add, sub and mul
+    stay DequantizeLinear -> op -> QuantizeLinear in float32, as ONNX defines them and
+    onnxruntime computes them; requantize and activations are tables of that float32
+    arithmetic, the byte moves as for TFLite."""
 
     def __init__(self, rounding: str = "tflm") -> None:
         if rounding not in ("tflm", "half_even"):
@@ -147,25 +121,18 @@ class _ElementwiseRewriter(QdqRewriter):
         a, b = g.dequantized(inner.args[0]), g.dequantized(inner.args[1])
         if a is None or b is None or not a[1].per_tensor or not b[1].per_tensor:
             return None
+        if self.rounding == "half_even":
+            return None  # ONNX: DequantizeLinear -> op -> QuantizeLinear in float32 (module docstring)
         (xa, qa), (xb, qb) = a, b
         out_shape = shape_of(inner)
-        onnx = self.rounding == "half_even"
         if inner.op.name == "relax.multiply":
-            if onnx:
-                m, s = fp.float32_fraction(fp.onnx_scale(qa.s, qb.s, divide_by=yq.s))
-            else:
-                m, s = fp.mul_multiplier(qa.s, qb.s, yq.s)
-            fn, name = mul_kernel(m, s, qa.zp, qb.zp, yq.zp, lo, hi, self.rounding), "mul_int8"
+            m, s = fp.mul_multiplier(qa.s, qb.s, yq.s)
+            fn, name = mul_kernel(m, s, qa.zp, qb.zp, yq.zp, lo, hi), "mul_int8"
         else:
             sign = 1 if inner.op.name == "relax.add" else -1
             name = "add_int8" if sign > 0 else "sub_int8"
-            if onnx:
-                r1 = fp.float32_fraction(fp.onnx_scale(qa.s, divide_by=yq.s))
-                r2 = fp.float32_fraction(fp.onnx_scale(qb.s, divide_by=yq.s))
-                fn = add_kernel_half_even(r1, r2, qa.zp, qb.zp, yq.zp, lo, hi, sign)
-            else:
-                p = (fp.add_params if sign > 0 else fp.sub_params)(qa.s, qb.s, yq.s)
-                fn = add_kernel(p, qa.zp, qb.zp, yq.zp, lo, hi, sign)
+            p = (fp.add_params if sign > 0 else fp.sub_params)(qa.s, qb.s, yq.s)
+            fn = add_kernel(p, qa.zp, qb.zp, yq.zp, lo, hi, sign)
         return self.builder_.call_te(
             lambda a, b: binary_int8(a, b, out_shape, fn, name),
             self.new(xa),

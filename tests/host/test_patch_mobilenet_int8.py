@@ -43,20 +43,24 @@ def test_int8_mobilenet_v2_patched_equals_per_layer(mbv2_int8, compiled):
 
 @pytest.mark.slow
 def test_small_int8_mobilenet_v2_patched_matches_onnxruntime(tmp_path, compiled):
-    """Against a reference nobody here wrote: onnxruntime runs the same QDQ model.
+    """Against a reference nobody here wrote: onnxruntime runs the same QDQ model as written
+    (DequantizeLinear -> float op -> QuantizeLinear, what ONNX defines).
 
-    Not byte for byte on every input: onnxruntime (x86) runs this model's 15 depthwise convs
-    and 10 residual adds in float32 (its optimized graph: 37 QLinearConv, 15 Conv, 10 Add),
-    whose sums round differently near ties, and a 1-LSB difference in one map grows through
-    17 blocks. Measured, integer build vs onnxruntime, seeds 0-4: 6, 0, 0, 13, 0 LSB (TVM's
-    earlier float build: 0, 0, 0, 13, 0); same top-1 on all. Op by op the integer kernels
-    equal onnxruntime's QLinear ops (tests/host/test_int8_onnx_ops.py)."""
+    Not byte for byte on every input: onnxruntime runs this model's 15 depthwise convs in
+    float32 (in its optimized graph too: 37 QLinearConv, 15 Conv, 10 Add), whose sums round
+    differently near ties, and a 1-LSB difference in one map grows through 17 blocks.
+    Measured, seeds 0-4, against the graph as written: 6, 0, 0, 0, 0 LSB; against the
+    default (fused) session: 6, 0, 0, 13, 0 (the fused session is 13 LSB from the graph as
+    written on seed 3); same top-1 on all. Op by op the integer convs equal onnxruntime's
+    QLinearConv and the adds its float32 Add (tests/host/test_int8_onnx_ops.py)."""
     import onnxruntime as ort
 
     path = zoo.save(zoo.quantize_int8(zoo.mobilenet_v2(0.35, 96, num_classes=10)), tmp_path / "mbv2_035_96_int8.onnx")
     patched = compiled(path, target="host", schedule="patch")
     assert patched.report.schedule == "patch"
-    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    as_written = ort.SessionOptions()
+    as_written.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
+    session = ort.InferenceSession(str(path), as_written, providers=["CPUExecutionProvider"])
     scale = 0.0069896434433758259  # the output's quantization (onnxruntime's calibration, fixed seed)
     identical = 0
     for seed in range(5):
@@ -65,4 +69,4 @@ def test_small_int8_mobilenet_v2_patched_matches_onnxruntime(tmp_path, compiled)
         want = session.run(None, {"input": inputs[0]})[0]
         assert int(np.argmax(got)) == int(np.argmax(want)), f"seed {seed}: top-1 differs from onnxruntime"
         identical += int(np.abs(got - want).max() <= 0.5 * scale)
-    assert identical >= 3, f"only {identical} of 5 seeds equal onnxruntime's output"
+    assert identical >= 4, f"only {identical} of 5 seeds equal onnxruntime's output"

@@ -113,3 +113,17 @@ def test_float_add_is_left_alone():
     mod = module({"a": ((4,), "float32"), "b": ((4,), "float32")}, before)
     expected = mod
     tvm.ir.assert_structural_equal(IntegerElementwise()(mod), expected)
+
+
+def test_onnx_add_and_mul_stay_onnxs_float32():
+    """rounding "half_even" (ONNX QDQ): add and mul stay DequantizeLinear -> float32 op ->
+    QuantizeLinear, as ONNX defines them and onnxruntime computes the graph as written."""
+    for op in (relax.op.add, relax.op.multiply):
+
+        def before(bb, a, b, op=op):
+            da = bb.emit(deq(a, 0.0394, -128))
+            db = bb.emit(deq(b, 0.1042, 4))
+            return quant(bb.emit(op(da, db)), 0.0509, -128)
+
+        mod = module(AB, before)
+        tvm.ir.assert_structural_equal(IntegerElementwise("half_even")(mod), module(AB, before))
