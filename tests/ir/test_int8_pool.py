@@ -86,3 +86,16 @@ def test_the_doubled_pool_rounds_like_tflm():
         q = np.trunc(2 * sums / count).astype(np.int64)
         ours = np.sign(q) * ((np.abs(q) + 1) >> 1)
         np.testing.assert_array_equal(ours, fp.average_pool_round(sums, count), err_msg=f"count {count}")
+
+
+def test_onnx_average_pool_stays_onnxs_float32():
+    """ONNX QDQ (rounding "half_even"): DQ -> AveragePool -> Q stays float32 as written; the
+    integer pool of q padded with 0 (not the zero point) and rounded half away from zero was
+    5 to 177 LSB from onnxruntime on fuzz seeds with count_include_pad and .5 ties."""
+    attrs = {**POOL, "count_include_pad": True}
+
+    def before(bb, x):
+        d = bb.emit(deq(x, 0.02, 3))
+        return quant(bb.emit(relax.op.nn.avg_pool2d(d, **attrs)), 0.02, 3)
+
+    tvm.ir.assert_structural_equal(IntegerPooling("half_even")(module(X, before)), module(X, before))
