@@ -7,8 +7,8 @@ built program's buffers planned without the model input (MCUNetV2's count). Each
 the prediction (`predicted_peak_sram_bytes`, `..._excl_input`) exactly, in both planning modes
 (`--exclude-input` off and on), on the fuzzer's conv chains (tests/models/fuzz_chains.py) at
 the automatic plan and at the split and grid the fuzzer draws for the seed, and on every
-bundled MLPerf Tiny model at the automatic plan (MobileNetV2 1.0 at 224:
-test_patch_mobilenet_int8.py).
+bundled MLPerf Tiny model and the repo's int8 models (tests/data/models) at the automatic
+plan (MobileNetV2 1.0 at 224: test_patch_mobilenet_int8.py).
 
 Before the planner counted workspaces as TVM allocates them (an allocation under 1 KiB stays
 on the C stack), 47 of the 90 fuzz plans of seeds 0-29 (both modes) predicted 16 to 960 B more than the
@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import replace
+from pathlib import Path
 
 import onnx
 import pytest
@@ -29,6 +30,14 @@ from tvm_patch.compile import compile_model
 from tvm_patch_core.errors import TvmPatchError
 from tvm_patch_core.options import CompileOptions, PatchOptions
 
+DATA_MODELS = Path(__file__).resolve().parents[1] / "data" / "models"
+# the repo's int8 TFLite models that a patch stage can start (concat_mean_pad_64 and
+# op_coverage_32 have none: a branch leaves after layer 1 / no two heavy windowed layers)
+PATCHED_DATA_MODELS = [
+    "mobilenet_v2_035_96_int8.tflite",
+    "mobilenet_v2_050_64_int8.tflite",
+    "mobilenet_v3_style_96_int8.tflite",
+]
 FUZZ_SEEDS = range(16)  # about 15 s each: per layer, then two plans in two modes
 
 
@@ -70,4 +79,13 @@ def test_prediction_equals_built_arena_on_fuzz_chains(seed, tmp_path):
 def test_prediction_equals_built_arena_on_mlperf_tiny(name, exclude_input, compiled):
     mode = {"exclude_input": True} if exclude_input else {}  # the key test_patch_equivalence compiles under
     report = compiled(mlperf_model(name), target="host", schedule="patch", **mode).report
+    assert_exact(report, f"{name}, exclude_input={exclude_input}")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("exclude_input", [False, True])
+@pytest.mark.parametrize("name", PATCHED_DATA_MODELS)
+def test_prediction_equals_built_arena_on_the_repos_int8_models(name, exclude_input, compiled):
+    mode = {"exclude_input": True} if exclude_input else {}
+    report = compiled(DATA_MODELS / name, target="host", schedule="patch", **mode).report
     assert_exact(report, f"{name}, exclude_input={exclude_input}")
