@@ -59,12 +59,13 @@ def main() -> int:
                 mode = "input excluded" if exclude_input else "input counted"
                 plan = f"{len(choice.plan.stage)} layers, {choice.plan.grid[0]}x{choice.plan.grid[1]}"
                 rows.append([
-                    label, mode, f"{choice.considered:,}", f"{len(choice.front)}", plan,
+                    label, mode, f"{choice.considered:,}", f"{choice.laid_out}", f"{len(choice.front)}", plan,
                     f"{choice.predicted_bytes:,}", f"{100 * choice.extra_fraction:+.1f}%", f"{best:.2f} s",
                 ])  # fmt: skip
                 fronts.append((label, mode, choice, total))
                 print(f"planned {label}, {mode}", file=sys.stderr, flush=True)
-    header = ["model", "arena", "plans scored", "front", "chosen", "predicted arena (B)", "MACs", "planning time"]
+    header = ["model", "arena", "plans scored", "arenas laid out", "front", "chosen", "predicted arena (B)", "MACs"]
+    header.append("planning time")
     print("| " + " | ".join(header) + " |")
     print("|" + "---|" * len(header))
     for row in rows:

@@ -69,6 +69,7 @@ class PlanChoice:
     arena_bytes: int = 0  # the predicted arena the built program declares (input counted)
     arena_bytes_excl_input: int = 0  # the same arena planned without the model input
     front: tuple[FrontPlan, ...] = ()  # fewest MACs first
+    laid_out: int = 0  # exact arenas the search laid out for the `considered` plans
 
 
 def stage_refusal(layers: list[Layer], k: int) -> str | None:
@@ -282,4 +283,5 @@ def choose_plan(
         best.arena(exclude_input=False),
         best.arena(exclude_input=True),
         tuple(FrontPlan(len(s.plan.stage), s.plan.grid, a, s.extra_macs) for s, a in front),
+        sum(scorer.laid_out for scorer in {id(s.scorer): s.scorer for s in scores}.values()),
     )

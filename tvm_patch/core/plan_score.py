@@ -123,6 +123,11 @@ class SplitScorer:
         self._pools: dict[tuple[tuple[int, int], ...], int] = {}
         self._arenas: dict[tuple[int, bool], int] = {}
 
+    @property
+    def laid_out(self) -> int:
+        """How many arenas this split has laid out (the search's pruning leaves the rest)."""
+        return len(self._arenas)
+
     def _tensor_buffers(self, exclude_input: bool) -> tuple[list[Buffer], list[Buffer]]:
         """(tensor buffers, the other steps' workspaces): liveness.buffers without step 0's."""
         bufs = buffers(self.staged, {**self.workspace, 0: 0}, exclude_inputs=exclude_input)
