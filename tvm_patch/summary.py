@@ -65,7 +65,10 @@ def summarize(
         layer_peak_sram_bytes_excl_input=per_layer[1],
         layer_macs=layer_macs if patched else None,
         patch_refused=lowered.refusal,
-        predicted_peak_sram_bytes=choice.predicted_bytes if stage is not None and choice is not None else None,
+        predicted_peak_sram_bytes=choice.arena_bytes if stage is not None and choice is not None else None,
+        predicted_peak_sram_bytes_excl_input=(
+            choice.arena_bytes_excl_input if stage is not None and choice is not None else None
+        ),
         patch_stages=(_stage(stage, lowered.layers, choice),) if stage is not None and choice is not None else (),
         tuning=tuning,
     )

@@ -13,7 +13,12 @@ import pytest
 
 from tests.conftest import model_inputs
 from tests.models import zoo
+from tvm_patch.frontend import load_model
+from tvm_patch.layer_graph import layer_graph
+from tvm_patch.lower import lower_to_program
 from tvm_patch.run import run_compiled
+from tvm_patch_core.options import CompileOptions, PatchOptions
+from tvm_patch_core.patch_planner import choose_plan
 
 
 @pytest.fixture(scope="module")
@@ -29,6 +34,22 @@ def test_int8_mobilenet_v2_patch_figures(mbv2_int8, compiled):
     assert report.peak_sram_bytes_excl_input == 175_616
     assert stage.grid == (4, 4) and len(stage.layers) == 12  # through block 3's project conv
     assert round(100 * stage.extra_fraction_of_model, 1) == 9.3
+    # the planner predicted the built arena exactly (it counted a 784 B depthwise temporary
+    # that TVM keeps on the stack: 176,400 B predicted)
+    assert report.predicted_peak_sram_bytes_excl_input == report.peak_sram_bytes_excl_input
+    assert report.predicted_peak_sram_bytes == report.peak_sram_bytes
+
+
+@pytest.mark.slow
+def test_a_cap_the_plan_meets_exactly_is_met(mbv2_int8):
+    """Issue 12: `--sram-cap 175616 --exclude-input` was refused (the planner predicted
+    176,400 B) although the plan builds to exactly 175,616 B."""
+    program = lower_to_program(load_model(mbv2_int8).mod)
+    layers = layer_graph(program.grouped)
+    options = CompileOptions(schedule="patch", sram_cap=175_616, patch=PatchOptions(exclude_input=True))
+    choice = choose_plan(program.graph, layers, options)
+    assert choice.predicted_bytes == 175_616
+    assert choice.plan.grid == (4, 4) and len(choice.plan.stage) == 12
 
 
 @pytest.mark.slow

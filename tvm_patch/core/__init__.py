@@ -6,7 +6,7 @@ TVM, and Python runs a package's __init__ before any of its submodules.
 
 Floor 0, data: errors, names, options, boards, graph (tensors and calls), layers, report,
 progress, capture, outdir.
-Floor 1, planning: arena, liveness, windows, stage, inplace_rules, patch_planner.
+Floor 1, planning: arena, liveness, windows, stage, inplace_rules, plan_score, patch_planner.
 """
 
 if __name__ != "tvm_patch_core":  # the same files imported twice would make two TvmPatchErrors

@@ -1,6 +1,6 @@
 """Choose the patch stage: split point K, grid nh x nw and tile sizes, under an SRAM cap.
 
-Search (small and exhaustive):
+Search (exhaustive over the candidates, exact where it decides):
 1. Candidate splits K: every prefix of the layer graph that a patch stage can hold (conv2d,
    pooling and fused residual adds with both inputs in the stage, one layout, and only the
    last layer's output leaving it), or just `--split K`.
@@ -8,18 +8,27 @@ Search (small and exhaustive):
 3. Tiles per axis: as equal as possible, then receptive-field aware: boundaries are moved by
    up to stride-1 pixels to the split that gives the smallest largest input window of the
    stage's first layer (tiles may then be unequal).
-4. For each candidate, the predicted peak is the arena our planner lays out for the whole
-   program: the graph with the stage as one call (stage.staged_graph), the in-place choice
-   on it, the stage's predicted scratch pool; the cost is the exact extra MACs the halos
-   recompute. Nothing is built here.
-5. With a cap: the plan with the fewest extra MACs whose peak fits; ties go to the smaller
-   peak. Without one: the smallest peak among plans that cost at most `max_extra_fraction`
-   of the model's MACs (10%, MCUNetV2's figure for MobileNetV2).
-If nothing fits, SramCapExceeded names the best plan, its bytes and the layer that limits it.
+4. Every candidate gets its exact extra MACs (the halos' recomputation) and a lower bound on
+   its arena, from per-axis windows cached per split (plan_score.py). Nothing is built.
+5. The Pareto front over (extra MACs, arena): candidates in order of MACs, each one's exact
+   arena laid out unless its lower bound already shows a cheaper plan as small (the proof is
+   in `pareto_front`). The arena is the one the build will declare: the graph with the stage
+   as one call (stage.staged_graph), the in-place choice on it, the stage's scratch pools and
+   the depthwise temporaries as the workspaces TVM allocates (liveness.workspace_bytes),
+   planned by arena.plan_arena with the build's buffers in the build's order.
+6. With a cap: the front plan with the fewest extra MACs whose arena fits (the cheapest plan
+   that fits is always on the front). Without one, the knee: among front plans that cost at
+   most `max_extra_fraction` of the model's MACs (10%, MCUNetV2's figure for MobileNetV2),
+   the one that minimises ln(arena) + MAC_PRICE * extra MACs / model MACs. With MAC_PRICE 1 a
+   move along the front is taken when the arena falls by a larger fraction than the model's
+   MACs grow: 1.6% more MACs for 75% less arena, yes; 7% more for 1.8% less, no.
+If nothing fits, SramCapExceeded names the smallest plan, its bytes and the layer that limits it.
+With `exclude_input` every arena above is planned without the model input, and so is the cap.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from itertools import pairwise
 
@@ -30,21 +39,37 @@ from .inplace_rules import choose_inplace, with_inplace
 from .layers import Layer
 from .liveness import buffers, step_reads_writes, temp_workspaces
 from .options import CompileOptions
+from .plan_score import Score, SplitScorer, StageAxes
 from .progress import Progress
-from .stage import PatchPlan, predict_stage
-from .windows import Window, out_hw, patch_macs, stage_layout, stage_windows, tiles
+from .stage import PatchPlan, plan_windows, pool_workspace, scratch_pools, staged_graph
+from .windows import Window, out_hw, stage_layout, stage_windows, tiles
 
 SUPPORTED_OPS = frozenset({"nn.conv2d", "nn.max_pool2d", "nn.avg_pool2d", "add"})
 MAX_GRID = 8
+MAC_PRICE = 1.0  # the knee: 1% of the model's MACs is worth paying for 1% less arena, no less
+
+
+@dataclass(frozen=True)
+class FrontPlan:
+    """One plan of the Pareto front (split, grid, exact arena in the planning mode, extra MACs)."""
+
+    split: int
+    grid: tuple[int, int]
+    arena_bytes: int
+    extra_macs: int
 
 
 @dataclass(frozen=True)
 class PlanChoice:
     plan: PatchPlan
-    predicted_bytes: int
+    predicted_bytes: int  # the arena the cap applies to: without the input under exclude_input
     extra_macs: int
     extra_fraction: float  # of the whole model's MACs
     considered: int
+    arena_bytes: int = 0  # the predicted arena the built program declares (input counted)
+    arena_bytes_excl_input: int = 0  # the same arena planned without the model input
+    front: tuple[FrontPlan, ...] = ()  # fewest MACs first
+    laid_out: int = 0  # exact arenas the search laid out for the `considered` plans
 
 
 def stage_refusal(layers: list[Layer], k: int) -> str | None:
@@ -99,29 +124,20 @@ def _hw(layer: Layer) -> tuple[int, int]:
     return (s[2], s[3]) if layer.layout == "NCHW" else (s[1], s[2])
 
 
-def _rf_aware(layers: list[Layer], k: int, size: int, n: int, axis: int) -> tuple[tuple[int, int], ...]:
+def _rf_aware(axes: StageAxes, size: int, n: int, axis: int) -> tuple[tuple[int, int], ...]:
     """Equal tiles, then each boundary nudged by up to (cumulative stride - 1) pixels to the
     position that minimises the largest first-layer input window along this axis."""
     base = tiles(size, n)
     if n == 1:
         return tuple(base)
     stride = 1
-    for layer in layers[:k]:
+    for layer in axes.members:
         if layer.strides:
             stride *= layer.strides[axis]
     bounds = [b[0] for b in base] + [size]
-    full = _full(layers[k - 1])
-    extent: dict[tuple[int, int], int] = {}
-
-    def first_extent(a: int, b: int) -> int:
-        if (a, b) not in extent:
-            win = Window(a, b, 0, full.x1) if axis == 0 else Window(0, full.y1, a, b)
-            first = stage_windows(layers, list(range(k)), win)[0][0]
-            extent[(a, b)] = first.height if axis == 0 else first.width
-        return extent[(a, b)]
 
     def worst(bs: list[int]) -> int:
-        return max(first_extent(a, b) for a, b in pairwise(bs))
+        return max(axes.first_extent(axis, a, b) for a, b in pairwise(bs))
 
     for i in range(1, n):
         best = (worst(bounds), bounds[i])
@@ -142,15 +158,19 @@ def predicted_peak(
     exclude_input: bool = False,
     inplace: bool = True,
 ) -> tuple[int, str]:
-    """(arena bytes, where the most bytes are live) for the graph with this patch stage.
+    """(arena bytes, where the most bytes are live) for the graph with this patch stage, from
+    stage_windows: the reference that plan_score's fast path must equal.
 
-    exact=False gives the liveness lower bound instead (cheap; the search ranks by it and
-    lays out the arena only for the plans it then checks)."""
-    staged, info = predict_stage(graph, layers, plan, stage_layout(layers, list(plan.stage)))
+    exact=False gives the liveness lower bound instead."""
+    windows = plan_windows(layers, plan)
+    extents = {i: (max(w[i][1].height for w in windows), max(w[i][1].width for w in windows)) for i in plan.stage}
+    _, pools = scratch_pools(graph, layers, plan.stage, extents)
+    staged = staged_graph(graph, plan)
     if inplace:
         staged = with_inplace(staged, choose_inplace(staged, layers, len(plan.stage)))
     workspace = temp_workspaces(staged)
-    workspace[0] = workspace.get(0, 0) + info.pool_bytes  # the stage is call 0; its pool
+    if pool_workspace(pools):
+        workspace[0] = workspace.get(0, 0) + pool_workspace(pools)  # the stage is call 0; its pools
     bufs = buffers(staged, workspace, exclude_inputs=exclude_input)
     steps = step_reads_writes(staged)
     live = [sum(b.size for b in bufs if b.first <= i <= b.last) for i in range(len(steps))]
@@ -159,6 +179,36 @@ def predicted_peak(
     if not exact:
         return liveness_lower_bound(bufs), where
     return plan_arena(bufs).size, where
+
+
+def pareto_front(scores: list[Score]) -> list[tuple[Score, int]]:
+    """The plans no other plan beats on both extra MACs and arena, with their exact arenas,
+    fewest MACs first (so arenas strictly fall along it).
+
+    One sweep in order of (extra MACs, lower bound), keeping the smallest exact arena seen so
+    far, `best`. A plan whose liveness lower bound is already >= best is skipped without laying
+    out its arena, and that never loses a front plan: an earlier plan Q has
+    extra_macs(Q) <= extra_macs(P) and arena(Q) = best <= lower_bound(P) <= arena(P) (no
+    arena is below its liveness lower bound, arena.py step 5), so Q is at least as good as P
+    on both counts. Equal plans keep the first."""
+    front: list[tuple[Score, int]] = []
+    best = None
+    for s in sorted(scores, key=lambda s: (s.extra_macs, s.lower_bound)):
+        if best is not None and s.lower_bound >= best:
+            continue
+        exact = s.arena()
+        if best is None or exact < best:
+            if front and front[-1][0].extra_macs == s.extra_macs:
+                front.pop()  # same MACs, smaller arena
+            front.append((s, exact))
+            best = exact
+    return front
+
+
+def knee(front: list[tuple[Score, int]], total_macs: int) -> tuple[Score, int]:
+    """The front plan that minimises ln(arena) + MAC_PRICE * extra MACs / model MACs (module
+    docstring, step 6); ties go to fewer MACs."""
+    return min(front, key=lambda e: (math.log(e[1]) + MAC_PRICE * e[0].extra_macs / total_macs, e[0].extra_macs))
 
 
 def choose_plan(
@@ -191,44 +241,47 @@ def choose_plan(
         splits = [k for k in ks if stage_refusal(layers, k) is None]
         if not splits:
             raise NoPatchStage(f"no patch stage possible: {_no_split_reason(layers, last_heavy)}")
-    candidates: list[PlanChoice] = []
-    limiting: dict[PatchPlan, str] = {}
+    scores: list[Score] = []
     progress = Progress("planning patches", len(splits))
     for k in splits:
         progress.step()
+        scorer = SplitScorer(graph, layers, k, exclude_input, inplace)
         h, w = _hw(layers[k - 1])
         grids = (
             [grid] if grid else [(a, b) for a in range(1, min(MAX_GRID, h) + 1) for b in range(1, min(MAX_GRID, w) + 1)]
         )
+        tiling: dict[tuple[int, int], tuple[tuple[int, int], ...]] = {}  # (axis, n) -> tiles, for every grid
         for nh, nw in grids:
             if nh > h or nw > w:
                 raise TvmPatchError(f"--patches {nh}x{nw}: the stage output is only {h}x{w} pixels")
-            plan = PatchPlan(tuple(range(k)), _rf_aware(layers, k, h, nh, 0), _rf_aware(layers, k, w, nw, 1))
-            cost = patch_macs(layers, plan.stage, tiles_h=list(plan.tiles_h), tiles_w=list(plan.tiles_w))
-            bound, where = predicted_peak(
-                graph, layers, plan, exact=False, exclude_input=exclude_input, inplace=inplace
-            )
-            limiting[plan] = where
-            candidates.append(PlanChoice(plan, bound, cost.extra_macs, cost.extra_macs / total_macs, 0))
+            for axis, size, n in ((0, h, nh), (1, w, nw)):
+                if (axis, n) not in tiling:
+                    tiling[axis, n] = _rf_aware(scorer.axes, size, n, axis)
+            scores.append(scorer.score(tiling[0, nh], tiling[1, nw]))
     progress.done()
-    n = len(candidates)
+    front = pareto_front(scores)
     if sram_cap is not None:
-        order = sorted(
-            (c for c in candidates if c.predicted_bytes <= sram_cap), key=lambda c: (c.extra_macs, c.predicted_bytes)
-        )
+        fits = [e for e in front if e[1] <= sram_cap]  # the cheapest plan that fits is on the front
+        if not fits:
+            best, arena = front[-1]  # the smallest arena of all
+            nh, nw = best.plan.grid
+            _, where = predicted_peak(graph, layers, best.plan, exclude_input=exclude_input, inplace=inplace)
+            raise SramCapExceeded(
+                f"best plan (split {len(best.plan.stage)}, {nh}x{nw} patches) needs {arena:,} B "
+                f"(most live at {where}), cap is {sram_cap:,} B; raise --sram-cap or try another --split"
+            )
+        best, arena = fits[0]
     else:
-        cheap = [c for c in candidates if c.extra_fraction <= max_extra_fraction] or candidates
-        order = sorted(cheap, key=lambda c: (c.predicted_bytes, c.extra_macs))
-    for c in order:  # the bound ranked them; lay out the arena to confirm
-        exact, _ = predicted_peak(graph, layers, c.plan, exclude_input=exclude_input, inplace=inplace)
-        if sram_cap is None or exact <= sram_cap:
-            best = PlanChoice(c.plan, exact, c.extra_macs, c.extra_fraction, n)
-            break
-    else:
-        best = min(candidates, key=lambda c: (c.predicted_bytes, c.extra_macs))
-        nh, nw = best.plan.grid
-        raise SramCapExceeded(
-            f"best plan (split {len(best.plan.stage)}, {nh}x{nw} patches) needs {best.predicted_bytes:,} B "
-            f"(most live at {limiting[best.plan]}), cap is {sram_cap:,} B; raise --sram-cap or try another --split"
-        )
-    return best
+        cheap = [e for e in front if e[0].extra_macs <= max_extra_fraction * total_macs] or front[:1]
+        best, arena = knee(cheap, total_macs)
+    return PlanChoice(
+        best.plan,
+        arena,
+        best.extra_macs,
+        best.extra_macs / total_macs,
+        len(scores),
+        best.arena(exclude_input=False),
+        best.arena(exclude_input=True),
+        tuple(FrontPlan(len(s.plan.stage), s.plan.grid, a, s.extra_macs) for s, a in front),
+        sum(scorer.laid_out for scorer in {id(s.scorer): s.scorer for s in scores}.values()),
+    )

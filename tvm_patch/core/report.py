@@ -98,7 +98,8 @@ class CompileReport:
     layer_peak_sram_bytes_excl_input: int | None = None
     layer_macs: int | None = None
     patch_refused: str | None = None  # why the patch pass left the model per layer
-    predicted_peak_sram_bytes: int | None = None
+    predicted_peak_sram_bytes: int | None = None  # the planner's arena for its plan: equals peak_sram_bytes
+    predicted_peak_sram_bytes_excl_input: int | None = None  # equals peak_sram_bytes_excl_input
     patch_stages: tuple[StageReport, ...] = ()
     tuning: dict[str, Any] | None = None  # which kernels got `tvmc tune`'s schedules
 

@@ -15,6 +15,7 @@ from dataclasses import dataclass, replace
 from .arena import ALIGNMENT, Buffer, plan_arena
 from .graph import Call, Graph
 from .layers import Layer
+from .liveness import workspace_bytes
 from .windows import Window, out_hw, stage_windows
 
 STAGE_KERNEL = "patch_stage"  # the fused stage PrimFunc's global symbol
@@ -55,11 +56,22 @@ def plan_windows(layers: list[Layer], plan: PatchPlan) -> tuple[dict[int, tuple[
 def stage_scratch(
     graph: Graph, layers: list[Layer], plan: PatchPlan, windows: tuple[dict, ...]
 ) -> tuple[dict[int, int], int]:
-    """(layer -> bytes of its scratch, pool bytes): each stage layer but the last keeps its
-    output in a region as tall and as wide as its largest window (PatchTIR's layout), live from
-    the layer that writes it to the last stage layer that reads it; PatchTIR keeps one pool
-    per dtype (int8 maps and a float32 residual path do not share bytes)."""
-    stage = list(plan.stage)
+    """(layer -> bytes of its scratch, pool bytes) for the stage's windows (scratch_pools)."""
+    extents = {
+        i: (max(win[i][1].height for win in windows), max(win[i][1].width for win in windows)) for i in plan.stage
+    }
+    scratch, pools = scratch_pools(graph, layers, plan.stage, extents)
+    return scratch, sum(pools.values())
+
+
+def scratch_pools(
+    graph: Graph, layers: list[Layer], stage: tuple[int, ...], extents: dict[int, tuple[int, int]]
+) -> tuple[dict[int, int], dict[str, int]]:
+    """(layer -> bytes of its scratch, dtype -> bytes of its pool), given each stage layer's
+    largest output window (height, width): each stage layer but the last keeps its output in
+    a region that tall and that wide (PatchTIR's layout), live from the layer that writes it to
+    the last stage layer that reads it; PatchTIR keeps one pool per dtype (int8 maps and a
+    float32 residual path do not share bytes), each one allocation of the stage kernel."""
     pos = {layers[i].name: k for k, i in enumerate(stage)}
     scratch: dict[int, int] = {}
     by_dtype: dict[str, list[Buffer]] = {}
@@ -67,24 +79,43 @@ def stage_scratch(
         full = graph.tensors[graph.calls[i].outputs[0]]
         h, w = out_hw(layers[i])
         per_pixel = full.nbytes // max(1, h * w)
-        scratch[i] = max(win[i][1].height for win in windows) * max(win[i][1].width for win in windows) * per_pixel
+        scratch[i] = extents[i][0] * extents[i][1] * per_pixel
         readers = [pos[layers[j].name] for j in stage if layers[i].name in layers[j].inputs]
         by_dtype.setdefault(full.dtype, []).append(Buffer(str(i), scratch[i], k, max(readers, default=k)))
-    pool = sum(plan_arena(b, alignment=ALIGNMENT).size for b in by_dtype.values())  # one pool per dtype
-    return scratch, pool
+    pools = {dtype: plan_arena(b, alignment=ALIGNMENT).size for dtype, b in sorted(by_dtype.items())}
+    return scratch, pools
+
+
+def pool_workspace(pools: dict[str, int]) -> int:
+    """Arena bytes of the stage kernel's workspace: its pools, each one allocation."""
+    return workspace_bytes(*pools.values())
 
 
 def staged_graph(graph: Graph, plan: PatchPlan) -> Graph:
     """`graph` with the stage's calls replaced by one call that reads what the stage reads from
-    outside and writes the stage's last output; the stage's intermediates are gone."""
+    outside and writes the stage's last output; the stage's intermediates are gone. Activations
+    are renumbered t0, t1, ... in call order, as lower.read_program numbers the built program's,
+    so the arena planner sees the same buffers under the same names (its ties go by name)."""
     stage = list(plan.stage)
     inner = {graph.calls[i].outputs[0] for i in stage[:-1]}
     ins: list[str] = []
     for i in stage:
         ins += [t for t in graph.calls[i].inputs if t not in inner and t not in ins]
-    call = Call(STAGE_KERNEL, tuple(ins), graph.calls[stage[-1]].outputs)
-    tensors = {n: t for n, t in graph.tensors.items() if n not in inner}
-    return replace(graph, calls=(call, *graph.calls[len(stage) :]), tensors=tensors)
+    calls = (Call(STAGE_KERNEL, tuple(ins), graph.calls[stage[-1]].outputs), *graph.calls[len(stage) :])
+    new = {o: f"t{n}" for n, o in enumerate(o for c in calls for o in c.outputs)}
+
+    def ids(names: tuple[str, ...]) -> tuple[str, ...]:
+        return tuple(new.get(t, t) for t in names)
+
+    tensors = {new.get(n, n): replace(t, name=new.get(n, n)) for n, t in graph.tensors.items() if n not in inner}
+    return replace(
+        graph,
+        calls=tuple(Call(c.kernel, ids(c.inputs), ids(c.outputs)) for c in calls),
+        tensors=tensors,
+        outputs=ids(graph.outputs),
+        inplace={new.get(o, o): new.get(i, i) for o, i in graph.inplace.items()},
+        temps={new.get(o, o): b for o, b in graph.temps.items()},
+    )
 
 
 def predict_stage(graph: Graph, layers: list[Layer], plan: PatchPlan, layout: str) -> tuple[Graph, StageInfo]:
