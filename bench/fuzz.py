@@ -67,7 +67,8 @@ def worker() -> int:
     """Read seeds from stdin, one per line; write one JSON outcome per line to stdout."""
     sys.path.insert(0, str(REPO))
     _quiet()
-    from tests.models.fuzz_chains import random_case, run_case
+    from tests.models.fuzz_chains import random_case
+    from tests.models.fuzz_run import run_case
 
     out = sys.stdout
     sys.stdout = sys.stderr  # anything else printed goes to the log, not the protocol
@@ -205,7 +206,8 @@ def _reason_stem(reason: str) -> str:
 def shrink_seed(seed: int) -> int:
     sys.path.insert(0, str(REPO))
     _quiet()
-    from tests.models.fuzz_chains import random_case, shrink
+    from tests.models.fuzz_chains import random_case
+    from tests.models.fuzz_run import shrink
 
     case = random_case(seed)
     print(f"shrinking {case.describe()}", file=sys.stderr)

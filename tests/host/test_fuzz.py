@@ -17,14 +17,8 @@ from __future__ import annotations
 
 import pytest
 
-from tests.models.fuzz_chains import (
-    Case,
-    LayerSpec,
-    is_real_reason,
-    known_bug,
-    random_case,
-    run_case,
-)
+from tests.models.fuzz_chains import Case, LayerSpec, known_bug, random_case
+from tests.models.fuzz_run import is_real_reason, run_case
 
 CI_SEEDS = range(30)  # about 3 s each on the host
 

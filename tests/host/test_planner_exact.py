@@ -25,7 +25,8 @@ import onnx
 import pytest
 
 from tests.conftest import MLPERF_MODELS, mlperf_model
-from tests.models.fuzz_chains import case_model, choose_patch_plan, random_case
+from tests.models.fuzz_chains import case_model, random_case
+from tests.models.fuzz_run import choose_patch_plan
 from tvm_patch.compile import compile_model
 from tvm_patch_core.errors import TvmPatchError
 from tvm_patch_core.options import CompileOptions, PatchOptions

@@ -9,17 +9,8 @@ import numpy as np
 import onnxruntime as ort
 import pytest
 
-from tests.models.fuzz_chains import (
-    Case,
-    Failure,
-    LayerSpec,
-    _out_shape,
-    build_model,
-    case_input,
-    compare,
-    is_real_reason,
-    random_case,
-)
+from tests.models.fuzz_chains import Case, LayerSpec, _out_shape, build_model, case_input, random_case
+from tests.models.fuzz_run import Failure, compare, is_real_reason
 
 COVERAGE_SEEDS = range(300)  # bench/fuzz.py's default run; the features below all occur in it
 
