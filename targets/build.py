@@ -1,7 +1,8 @@
 """Build a program for a board: kernels, arena, C, ELF.
 
 build_kernels -> step workspaces -> plan the arena (checked: no overlap, fits the board and
-the cap) -> emit the C -> compile and link with the runtime
+the cap) -> emit the C (kernel arguments checked against the kernels' parameters) -> compile
+and link with the runtime
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from tvm_patch_core.arena import ArenaPlan
 from tvm_patch_core.boards import Board
 from tvm_patch_core.errors import ArenaTooLarge, FlashTooLarge
 from tvm_patch_core.graph import Graph, TensorKind
-from tvm_patch_core.options import KernelBackend
+from tvm_patch_core.options import KernelBackend, KernelCalls
 
 from .emit_c import EmittedModel, emit_model
 from .kernels import Kernels, build_kernels
@@ -46,30 +47,21 @@ def build_program(
     out_dir: Path,
     labels: tuple[Sequence[str], Sequence[str]] = ((), ()),
     sram_cap: int | None = None,
+    calls: KernelCalls = KernelCalls.DIRECT,
 ) -> Built:
     """Write `out_dir/src` (the C) and `out_dir/model.elf`; `name` is the model's identifier,
     `labels` its input and output names for the header's comments."""
     src = out_dir / "src"
     check_flash(name, board, weight_bytes(graph))  # before the long build: the weights alone
-    built = build_kernels(kernels, board, backend, src, keeps_argument_checks(graph))  # C source or LLVM object
+    built = build_kernels(kernels, board, backend, src, calls)  # C source or LLVM object
     check_flash(name, board, weight_bytes(graph), sum(elf_sizes(o)["flash"] for o in built.objects))
     workspace = liveness.step_workspaces(graph, built.workspace)
     plan = liveness.plan(graph, workspace)  # one static arena, offsets planned
     plan.check_no_overlap()
     check_fits(name, plan.size, board, sram_cap)
-    emitted = emit_model(graph, plan, workspace, name, src, labels)  # call sequence + arena
+    emitted = emit_model(graph, plan, workspace, name, src, labels, calls, built.signatures)  # calls + arena
     elf = build_elf(board, [*emitted.files, *built.sources], built.objects, out_dir / "model.elf", [src])
     return Built(built, workspace, plan, emitted, elf)
-
-
-def keeps_argument_checks(graph: Graph) -> bool:
-    """Integer programs (int8 models after lower_int8) are built without the packed-API
-    argument asserts: the emitted call sequence passes each kernel the exact DLTensors it was
-    compiled for, so they cannot fire, and on Cortex-M they were 177 KB of the 200 KB of kernel
-    code of vww_96_int8 (flash 421,332 -> 295,132 B, LLVM). Models with float weights keep
-    them, so the fp32 build is unchanged byte for byte."""
-    weights = [t for t in graph.tensors.values() if t.kind is TensorKind.WEIGHT]
-    return not weights or any(t.dtype.startswith("float") for t in weights)
 
 
 def weight_bytes(graph: Graph) -> int:

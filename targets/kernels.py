@@ -1,8 +1,9 @@
 """TVM codegen for the kernels: C source (any compiler) or an LLVM object (Cortex-M).
 
-Both come from the same scheduled PrimFuncs. `kernels.c` is always written (the host build
-of `tvmc run --device host` compiles it); the workspace each kernel may request is read from
-the TIR the code is generated from (targets/workspace.py).
+Both come from the same scheduled PrimFuncs, with the same entry points: direct (typed data
+pointers, targets/direct_api.py) or TVM's packed API (debug). `kernels.c` is always written
+(the host build of `tvmc run --device host` compiles it); the workspace each kernel may
+request is read from the TIR the code is generated from (targets/workspace.py).
 """
 
 from __future__ import annotations
@@ -19,8 +20,9 @@ from tvm.tirx.build import tir_to_runtime
 
 from tvm_patch_core.boards import Board
 from tvm_patch_core.capture import native_stderr
-from tvm_patch_core.options import KernelBackend
+from tvm_patch_core.options import KernelBackend, KernelCalls
 
+from .direct_api import KernelSignature, kernel_signatures
 from .workspace import kernel_workspaces, lower_for_target
 
 # Measured with `python bench/kernel_backends.py` (QEMU instruction counts, see README):
@@ -31,9 +33,11 @@ CORTEX_M_DEFAULT = KernelBackend.LLVM
 @dataclass(frozen=True)
 class Kernels:
     backend: KernelBackend
+    calls: KernelCalls = KernelCalls.DIRECT
     sources: list[Path] = field(default_factory=list)
     objects: list[Path] = field(default_factory=list)
     workspace: dict[str, int] = field(default_factory=dict)  # kernel symbol -> bytes
+    signatures: dict[str, KernelSignature] = field(default_factory=dict)  # kernel symbol -> parameters
     log: tuple[str, ...] = ()  # what TVM printed while building them (shown with tvmc -v)
 
 
@@ -44,35 +48,45 @@ def resolve_kernel_backend(requested: KernelBackend, board: Board) -> KernelBack
 
 
 def build_kernels(
-    kernels: tvm.IRModule, board: Board, backend: KernelBackend, out_dir: Path, argument_checks: bool = True
+    kernels: tvm.IRModule,
+    board: Board,
+    backend: KernelBackend,
+    out_dir: Path,
+    calls: KernelCalls = KernelCalls.DIRECT,
 ) -> Kernels:
     """Write kernels.c always and, for the llvm backend, kernels*.o for the board;
-    `sources`/`objects` are what the board build links. Without `argument_checks` the kernels
-    carry none of TVM's packed-API asserts on their arguments (targets/build.py decides)."""
+    `sources`/`objects` are what the board build links. Direct kernels are `int32_t
+    <name>(T* ...)` (targets/direct_api.py); KernelCalls.PACKED builds TVM's packed functions
+    `__tvm_ffi_<name>` with every argument assert (a debug build)."""
     out_dir.mkdir(parents=True, exist_ok=True)
-    with tvm.transform.PassContext(config={"tirx.disable_assert": not argument_checks}):
-        return _build(kernels, board, backend, out_dir)
-
-
-def _build(kernels: tvm.IRModule, board: Board, backend: KernelBackend, out_dir: Path) -> Kernels:
+    signatures = kernel_signatures(kernels)
     c_target = Target({"kind": "c"})
     with native_stderr() as log:
-        lowered = lower_for_target(kernels, c_target)
+        lowered = lower_for_target(kernels, c_target, calls)
         c_source = tir_to_runtime(lowered, {}, c_target.with_host(c_target)).inspect_source()
     c_source = exact_float_literals(c_source, kernels)
     c_path = out_dir / "kernels.c"
     c_path.write_text(c_source)
-    workspace = kernel_workspaces(lowered)
     if backend is KernelBackend.C:
-        return Kernels(backend, sources=[c_path], workspace=workspace, log=tuple(log))
-    objects = []
+        return Kernels(backend, calls, [c_path], [], kernel_workspaces(lowered), signatures, tuple(log))
+    objects, workspace = [], {}
     with native_stderr() as llvm_log:
         target = Target(board.llvm_target or {"kind": "llvm"})
         for suffix, group in alias_groups(kernels):
             obj = out_dir / f"kernels{suffix}.o"
-            tvm.tirx.build(group, target).write_to_file(str(obj))
+            workspace.update(build_object(group, target, obj, calls))
             objects.append(obj)
-    return Kernels(backend, objects=objects, workspace=workspace, log=(*log, *llvm_log))
+    return Kernels(backend, calls, [], objects, workspace, signatures, (*log, *llvm_log))
+
+
+def build_object(
+    kernels: tvm.IRModule, target: Target, obj: Path, calls: KernelCalls = KernelCalls.DIRECT
+) -> dict[str, int]:
+    """Write the LLVM object of `kernels` for `target`; returns each kernel's workspace bytes,
+    read from the TIR the object is generated from."""
+    lowered = lower_for_target(kernels, target, calls)
+    tir_to_runtime(lowered, {}, Target(target)).write_to_file(str(obj))
+    return kernel_workspaces(lowered)
 
 
 # A float literal as TVM's CodeGenC prints it: std::scientific, 6 decimals, `f` suffix.

@@ -7,7 +7,8 @@ runtime's 16-byte granule: an upper bound (allocations are freed LIFO, and one i
 is freed before it is made again).
 
 `lower_for_target` runs TVM's own build steps up to code generation (tvm.tirx.build does the
-same, then generates code), so the workspace and the code come from the same TIR.
+same, then generates code), so the workspace and the code come from the same TIR: with direct
+entry points (targets/direct_api.py) unless `calls` asks for TVM's packed API.
 """
 
 from __future__ import annotations
@@ -20,16 +21,20 @@ from tvm.target import Target
 from tvm.tirx.build import split_host_device_mods
 
 from tvm_patch_core.liveness import aligned
+from tvm_patch_core.options import KernelCalls
+
+from .direct_api import lower_direct
 
 _ALLOC = "tirx.TVMBackendAllocWorkspace"
 
 
-def lower_for_target(kernels: tvm.IRModule, target: Target) -> tvm.IRModule:
+def lower_for_target(kernels: tvm.IRModule, target: Target, calls: KernelCalls = KernelCalls.DIRECT) -> tvm.IRModule:
     """`kernels` through TVM's TIR pipeline and host finalization for `target`."""
     target = Target(target).with_host(Target(target))
     mod = tirx.transform.BindTarget(target)(kernels)
     pipeline, finalize_host, _ = tvm.tirx.get_default_tir_pipeline(target)
-    host, _ = split_host_device_mods(pipeline(mod))
+    mod = lower_direct(mod, pipeline) if calls is KernelCalls.DIRECT else pipeline(mod)
+    host, _ = split_host_device_mods(mod)
     return finalize_host()(host)
 
 
@@ -44,7 +49,8 @@ def kernel_workspaces(lowered: tvm.IRModule) -> dict[str, int]:
                 sizes.append(int(node.args[2]))
 
         tvm_ffi.structural_walk(func.body, [(Call, visit)])
-        name = gv.name_hint.removeprefix("__tvm_ffi_")
+        symbol = func.attrs.get("global_symbol", gv.name_hint) if func.attrs is not None else gv.name_hint
+        name = str(symbol).removeprefix("__tvm_ffi_")  # the symbol the call sequence calls
         found[name] = found.get(name, 0) + sum(aligned(n) for n in sizes)
     return found
 

@@ -4,7 +4,8 @@
   a fresh worker pool per batch and each worker imports all of TVM's tensor intrinsics
   (~25 s per batch on this 2-core machine, for kernels that build in well under a second).
   For `host`/`rpc` it exports the same tar artifact LocalBuilder does; for `qemu` it writes
-  the Cortex-M LLVM object plus the workspace its lowered TIR asks for (targets/workspace.py).
+  the Cortex-M LLVM object with the direct entry point `tvmc compile` builds (targets/kernels.py)
+  plus the workspace its lowered TIR asks for.
 - host: MetaSchedule's LocalRunner with LLVM on this machine, a quick proxy for the board.
 - qemu: QemuRunner links each candidate into a one-kernel firmware (our emitter, runtime
   and harness, exactly as `tvmc compile` builds models) and runs it in QEMU with -icount; the
@@ -42,10 +43,11 @@ from tvm_patch_core.boards import Board
 from tvm_patch_core.errors import TvmPatchError
 from tvm_patch_core.graph import Call, Graph, Tensor, TensorKind
 
+from ..targets.direct_api import KernelSignature
 from ..targets.emit_c import emit_model
+from ..targets.kernels import build_object
 from ..targets.runner import run_elf
 from ..targets.toolchain import build_elf, require_tools
-from ..targets.workspace import workspaces
 
 RUNNERS = ("host", "qemu")
 KERNEL = "tvmp_tuned_kernel"  # the candidate's symbol in a QEMU measurement firmware
@@ -75,8 +77,8 @@ class InProcessBuilder(PyBuilder):
             out = Path(tempfile.mkdtemp(prefix="tvmp-cand-"))
             if self.artifact == "object":
                 mod = tvm.IRModule({"main": mod["main"].with_attr("global_symbol", KERNEL)})
-                tvm.tirx.build(mod, target).write_to_file(str(out / "kernel.o"))
-                (out / "workspace.json").write_text(json.dumps(workspaces(mod, target)))
+                workspace = build_object(mod, target, out / "kernel.o")  # direct, as tvmc compile builds
+                (out / "workspace.json").write_text(json.dumps(workspace))
                 # A file in the candidate's own folder: MetaSchedule's RemoveBuildArtifact
                 # deletes the artifact's *parent* folder after measuring.
                 return BuilderResult(str(out / "kernel.o"), None)
@@ -144,7 +146,8 @@ def measure_kernel(
     workspace = {0: ws}
     plan = liveness.plan(graph, workspace)
     src = artifact / "src"
-    emitted = emit_model(graph, plan, workspace, "tune", src)
+    signature = KernelSignature(tuple((dtype, tuple(shape)) for shape, dtype in args))  # the candidate's own
+    emitted = emit_model(graph, plan, workspace, "tune", src, signatures={KERNEL: signature})
     elf = build_elf(board, list(emitted.files), [kernel_o], artifact / "kernel.elf", [src])
     input_bytes = b"".join(bytes(tensors[n].nbytes) for n in names[:-1])
     result = run_elf(board, elf, input_bytes, tensors[names[-1]].nbytes, timeout_s=timeout_s)

@@ -54,6 +54,7 @@ def _compile(args: argparse.Namespace) -> int:
     options = _options(
         args,
         kernels=args.kernels,
+        kernel_calls=args.kernel_calls,
         plot=bool(args.plot),
         tuning_records=args.tuning_records,
         allow_nonfinite_weights=args.allow_nonfinite_weights,
@@ -232,6 +233,13 @@ def build_parser() -> argparse.ArgumentParser:
         choices=["auto", "c", "llvm"],
         default="auto",
         help="TVM codegen for the kernels (auto: llvm on Cortex-M, c on the host)",
+    )
+    c.add_argument(
+        "--kernel-calls",
+        choices=["direct", "packed"],
+        default="direct",
+        help="direct: the call sequence passes typed data pointers, checked at compile time; packed (debug): "
+        "DLTensors through TVM's packed API, which checks every argument at run time",
     )
     c.add_argument(
         "--pass",

@@ -50,7 +50,9 @@ def compile_model(model_path: str | Path, out_dir: str | Path, options: CompileO
     cap = None if options.patch.exclude_input else options.sram_cap  # else the planner applied it
     with staged_output(out_dir) as staging:  # becomes OUT only if everything below succeeds
         program = lowered.program
-        built = build_program(program.graph, program.kernels, board, backend, imported.name, staging, labels, cap)
+        built = build_program(
+            program.graph, program.kernels, board, backend, imported.name, staging, labels, cap, options.kernel_calls
+        )
         (staging / "arena_plan.txt").write_text(built.plan.print_plan() + "\n")
         export_project(board, built.sources, built.kernels.objects, staging / "project")  # headers come along
         report = summarize(imported, options, board, lowered, built, tuning)  # figures read from the ELF

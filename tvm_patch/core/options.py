@@ -27,6 +27,11 @@ class KernelBackend(StrEnum):
     LLVM = "llvm"  # TVM's LLVM backend, an object for the board
 
 
+class KernelCalls(StrEnum):
+    DIRECT = "direct"  # kernels take typed data pointers; arguments checked once, at compile time
+    PACKED = "packed"  # TVM's packed API: DLTensors in TVMFFIAny, every argument checked per call (debug)
+
+
 @dataclass(frozen=True)
 class PatchOptions:
     grid: tuple[int, int] | None = None  # nh x nw; None: the planner chooses
@@ -38,6 +43,7 @@ class PatchOptions:
 class CompileOptions:
     target: str = "cortex-m4"  # host | cortex-m4 | cortex-m7 | cortex-m33 | board name | TVM JSON target
     kernels: KernelBackend = KernelBackend.AUTO
+    kernel_calls: KernelCalls = KernelCalls.DIRECT
     schedule: Schedule = Schedule.LAYER
     patch: PatchOptions = field(default_factory=PatchOptions)
     sram_cap: int | None = None  # bytes, the whole arena
@@ -49,13 +55,13 @@ class CompileOptions:
     tuning_records: str | None = None  # `tvmc tune -o` output: its schedules replace InlineKernels'
 
     def __post_init__(self) -> None:
-        for name, kind in (("kernels", KernelBackend), ("schedule", Schedule)):
+        for name, kind in (("kernels", KernelBackend), ("kernel_calls", KernelCalls), ("schedule", Schedule)):
             value = getattr(self, name)
             try:
                 object.__setattr__(self, name, kind(value))
             except ValueError:
                 choices = ", ".join(k.value for k in kind)
-                raise TvmPatchError(f"--{name} {value!r}: choose {choices}") from None
+                raise TvmPatchError(f"--{name.replace('_', '-')} {value!r}: choose {choices}") from None
         if self.desired_layout not in (None, "NCHW", "NHWC"):
             raise ModelLoadError(f"--desired-layout {self.desired_layout!r}: choose NCHW or NHWC")
         if self.sram_cap is not None and self.sram_cap <= 0:
