@@ -104,11 +104,15 @@ def _conv_nodes(cin: int, cout: int, group: int, per_channel: bool):
 @pytest.mark.parametrize("cin,cout,group,per_channel", [(16, 32, 1, False), (16, 32, 1, True), (32, 32, 32, False)])
 def test_conv_equals_qlinearconv(tmp_path, cin, cout, group, per_channel):
     """QLinearConv requantizes float32(acc) * float32(x_s * w_s / y_s) ties to even; the
-    integer form applies that float32 scale exactly: same bytes."""
+    integer form applies that float32 scale exactly: the same bytes as onnxruntime. Which of
+    its sessions is the reference, measured with onnxruntime 1.32 on x86: for the depthwise
+    conv its fused QLinearConv (the graph as written sums in float32 and lands 1 LSB off at a
+    tie); for groups 1 the graph as written, because its fused QLinearConv (int8 activations)
+    was 190 and 247 LSB from its own graph as written on these inputs."""
     nodes, inits = _conv_nodes(cin, cout, group, per_channel)
     inputs = {"x": (0.0235, -128, [1, cin, 12, 12])}
     path = _model(tmp_path / "conv.onnx", inputs, nodes, inits, [1, cout, 12, 12])
-    assert _lsb(path, {"x": (0.0, 6.0, [1, cin, 12, 12])}).max() == 0
+    assert _lsb(path, {"x": (0.0, 6.0, [1, cin, 12, 12])}, as_written=group == 1).max() == 0
 
 
 def test_global_average_pool_equals_qlinearglobalaveragepool(tmp_path):
