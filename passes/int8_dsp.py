@@ -54,6 +54,8 @@ class ConvLayer:
     dilation: tuple[int, int]
     requantize: dict  # zero_point, lo, hi, multiplier, shift (None when per channel)
     kernel_hw: tuple[int, int] = (0, 0)  # from the weights (use_dsp_kernels fills it in)
+    skip: int | None = None  # argument position of a residual ADD / SUB's other operand
+    add: tuple[int, ...] = ()  # conv_first, then IntegerElementwise's `tvmp.add` numbers
 
 
 def match_conv(fn: relax.Function, mod: tvm.IRModule) -> ConvLayer | None:
@@ -82,7 +84,24 @@ def match_conv(fn: relax.Function, mod: tvm.IRModule) -> ConvLayer | None:
         if zp.ndim != 0:
             return None
         x_zp, prev, k = int(zp), bindings[k].var, k + 1
-    if k + 2 != len(values):
+    add = ()
+    skip = None
+    if k + 3 == len(values):  # a residual ADD / SUB after the requantize
+        add_call = values[k + 2]
+        fields = list(add_call.args[1].fields) if op_name(add_call) == "relax.call_tir" else []
+        prim = mod[add_call.args[0]] if fields else None
+        numbers = prim.attrs.get(ADD_ATTR) if prim is not None and prim.attrs is not None else None
+        req_var = bindings[k + 1].var
+        if numbers is None or len(fields) != 2 or sum(f.same_as(req_var) for f in fields) != 1:
+            return None
+        other = fields[1] if fields[0].same_as(req_var) else fields[0]
+        if other not in params or _shape(other) != _shape(req_var):
+            return None
+        numbers = [int(v) for v in numbers]
+        if any(not -31 <= s <= 30 for s in (numbers[4], numbers[6], numbers[8])):
+            return None
+        add, skip = (int(fields[0].same_as(req_var)), *numbers), params.index(other)
+    elif k + 2 != len(values):
         return None
     conv, req = values[k], values[k + 1]
     if op_name(conv) != "relax.nn.conv2d" or not conv.args[0].same_as(prev) or conv.args[1] not in params:
@@ -119,10 +138,17 @@ def match_conv(fn: relax.Function, mod: tvm.IRModule) -> ConvLayer | None:
         padding=tuple(int(p) for p in a.padding),
         dilation=tuple(int(d) for d in a.dilation),
         requantize=numbers,
+        skip=skip,
+        add=add,
     )
 
 
 REQUANTIZE_KEYS = ("zero_point", "lo", "hi", "multiplier", "shift")
+ADD_ATTR = "tvmp.add"  # set by IntegerElementwise on its int8 add / sub PrimFunc
+
+
+def _shape(v: relax.Expr) -> tuple[int, ...]:
+    return tuple(int(d) for d in v.ty.shape.values)
 
 
 def dsp_weights(w_hwio: np.ndarray) -> np.ndarray:
@@ -165,14 +191,18 @@ def dsp_conv_func(layer: ConvLayer, x_shape: tuple, y_shape: tuple, w_size: int)
     t = te.placeholder((3, out_c), "int32", "table")
     rq = layer.requantize
     geometry = (in_h, in_w, in_c, out_h, out_w, out_c, k_h, k_w, *layer.strides, *layer.padding[:2], *layer.dilation)
-    numbers = (layer.x_zp, rq["zero_point"], rq["lo"], rq["hi"])
+    numbers = (layer.x_zp, rq["zero_point"], rq["lo"], rq["hi"], *layer.add)
+    ins = [x, w, t]
+    if layer.skip is not None:
+        ins.append(te.placeholder(y_shape, "int8", "skip"))
+    symbol = "tvmp_s8_conv2d" if layer.skip is None else "tvmp_s8_conv2d_add"
 
     def body(ins: list[tirx.Buffer], outs: list[tirx.Buffer]) -> tirx.Expr:
         args = [b.data for b in (*ins, *outs)] + [tirx.const(v, "int32") for v in (*geometry, *numbers)]
-        return tirx.call_extern("int32", "tvmp_s8_conv2d", *args)
+        return tirx.call_extern("int32", symbol, *args)
 
-    y = te.extern(y_shape, [x, w, t], body, dtype="int8", name="s8_conv2d")
-    return te.create_prim_func([x, w, t, y]).with_attr(DSP_ATTR, "tvmp_s8_conv2d")
+    y = te.extern(y_shape, ins, body, dtype="int8", name="s8_conv2d")
+    return te.create_prim_func([*ins, y]).with_attr(DSP_ATTR, symbol)
 
 
 def fits(layer: ConvLayer, kernel_hw: tuple[int, int], in_c: int) -> bool:
@@ -202,14 +232,13 @@ def use_dsp_kernels(program: Program, keep: frozenset[str] = frozenset()) -> Pro
         if gv is None or name == STAGE_KERNEL or name in keep or users[name] != 1 or name not in grouped:
             continue
         func = kernels[gv]
-        if func.attrs is not None and not bool(func.attrs.get("tirx.noalias", True)):
-            continue  # in place
+        noalias = func.attrs is None or bool(func.attrs.get("tirx.noalias", True))
         fn = program.grouped[grouped[name]]
         if not isinstance(fn, relax.Function) or len(fn.params) != len(call.inputs) or len(call.outputs) != 1:
             continue
         layer = match_conv(fn, program.grouped)
-        if layer is None:
-            continue
+        if layer is None or (not noalias and layer.skip is None):
+            continue  # in place: only over a residual's skip input (written after it is read)
         w_t = tensors[call.inputs[layer.w]]
         t_t = tensors[call.inputs[layer.table]] if layer.table is not None else None
         if w_t.kind is not TensorKind.WEIGHT or (t_t is not None and t_t.kind is not TensorKind.WEIGHT):
@@ -225,8 +254,10 @@ def use_dsp_kernels(program: Program, keep: frozenset[str] = frozenset()) -> Pro
         new_t = dsp_table(layer, w_hwio, None if t_t is None else np.asarray(t_t.data))
         w_id = _fresh(tensors, w_t, readers, new_w)
         t_id = _fresh(tensors, t_t, readers, new_t)
-        calls[i] = Call(name, (call.inputs[layer.x], w_id, t_id), call.outputs)
-        kernels[gv] = dsp_conv_func(layer, x_shape, y_shape, new_w.size).with_attr("global_symbol", name)
+        skip = () if layer.skip is None else (call.inputs[layer.skip],)
+        calls[i] = Call(name, (call.inputs[layer.x], w_id, t_id, *skip), call.outputs)
+        new = dsp_conv_func(layer, x_shape, y_shape, new_w.size).with_attr("global_symbol", name)
+        kernels[gv] = new if noalias else new.with_attr("tirx.noalias", False)
     used = {t for c in calls for t in (*c.inputs, *c.outputs)} | set(graph.inputs) | set(graph.outputs)
     tensors = {k: v for k, v in tensors.items() if v.kind is not TensorKind.WEIGHT or k in used}
     new_graph = Graph(tensors, tuple(calls), graph.inputs, graph.outputs, graph.inplace, graph.temps)

@@ -28,13 +28,46 @@ static inline channel_q channel(const int32_t* table, int32_t out_c, int32_t n) 
 /* MultiplyByQuantizedMultiplier with TFLM's double rounding (SaturatingRoundingDoublingHighMul,
  * then RoundingDivideByPOT; the doubling high multiply cannot saturate: m >= 0), + zero point,
  * clamped: equal for every input to passes/int8_kernels.py's `mbqm` and `clamp_int8`. */
-static inline int8_t requantize(int32_t acc, channel_q q, int32_t zp, int32_t lo, int32_t hi) {
-  int32_t xs = (int32_t)((uint32_t)(acc + q.bias) << q.left); /* x * 2^left, wrapping as int32 */
+static inline int32_t mbqm(int32_t x, channel_q q) {
+  int32_t xs = (int32_t)((uint32_t)x << q.left); /* x * 2^left, wrapping as int32 */
   int32_t h = (int32_t)(((int64_t)xs * q.mult + ((int64_t)1 << 30)) >> 31);
   int32_t mask = (int32_t)(((uint32_t)1 << q.right) - 1u);
-  int32_t v = (h >> q.right) + ((h & mask) > ((mask >> 1) + (h < 0))) + zp;
-  return (int8_t)(v < lo ? lo : (v > hi ? hi : v));
+  return (h >> q.right) + ((h & mask) > ((mask >> 1) + (h < 0)));
 }
+
+static inline int8_t clamp8(int32_t v, int32_t lo, int32_t hi) { return (int8_t)(v < lo ? lo : (v > hi ? hi : v)); }
+
+static inline int8_t requantize(int32_t acc, channel_q q, int32_t zp, int32_t lo, int32_t hi) {
+  return clamp8(mbqm(acc + q.bias, q) + zp, lo, hi);
+}
+
+static inline channel_q shift_q(int32_t mult, int32_t s) {
+  channel_q q = {0, mult, s > 0 ? (s < 30 ? s : 30) : 0, s < 0 ? (-s < 31 ? -s : 31) : 0};
+  return q;
+}
+
+/* TFLM's int8 ADD / SUB of the conv's output and a skip tensor (passes/int8_elementwise.py,
+ * `add_kernel`): each input (q - zp) << left, rescaled; summed; rescaled; + zp, clamped. */
+typedef struct {
+  int32_t conv_first; /* the conv's output is the op's first operand */
+  int32_t zp1, zp2, left;
+  channel_q in1, in2, out;
+  int32_t zp, lo, hi, sign;
+} add_q;
+
+static inline int8_t add_skip(int8_t v, int8_t s, const add_q* a) {
+  int32_t first = a->conv_first ? v : s, second = a->conv_first ? s : v;
+  int32_t sa = mbqm((first - a->zp1) * (1 << a->left), a->in1);
+  int32_t sb = mbqm((second - a->zp2) * (1 << a->left), a->in2);
+  return clamp8(mbqm(a->sign > 0 ? sa + sb : sa - sb, a->out) + a->zp, a->lo, a->hi);
+}
+
+/* y[n] = the requantized accumulator, or that added to skip[n] */
+#define TVMP_S8_STORE(y, n, acc, q, skip)                         \
+  do {                                                            \
+    int8_t v_ = requantize((acc), (q), y_zp, lo, hi);             \
+    (y)[n] = add == NULL ? v_ : add_skip(v_, (skip)[n], add);     \
+  } while (0)
 
 #if TVMP_S8_SIMD
 static inline uint32_t read4(const int8_t* p) {
@@ -159,26 +192,27 @@ static inline __attribute__((always_inline)) void dot_2x1(const int8_t* c0, cons
 /* Every filter for the pixels of columns c0 and c1 (c1 == c0: one pixel, y1 unused). */
 static __attribute__((noinline)) void pixel_pair(const int8_t* c0, const int8_t* c1, const int8_t* w,
                                                  const int32_t* table, int8_t* y0, int8_t* y1, int32_t k,
-                                                 int32_t out_c, int32_t y_zp, int32_t lo, int32_t hi) {
+                                                 int32_t out_c, int32_t y_zp, int32_t lo, int32_t hi,
+                                                 const add_q* add, const int8_t* s0, const int8_t* s1) {
   const int32_t two = c1 != c0;
   int32_t n = 0;
   for (; n + 2 <= out_c; n += 2) {
     int32_t acc[4];
     dot_2x2(c0, c1, w + n * k, k, acc);
     channel_q q0 = channel(table, out_c, n), q1 = channel(table, out_c, n + 1);
-    y0[n] = requantize(acc[0], q0, y_zp, lo, hi);
-    y0[n + 1] = requantize(acc[1], q1, y_zp, lo, hi);
+    TVMP_S8_STORE(y0, n, acc[0], q0, s0);
+    TVMP_S8_STORE(y0, n + 1, acc[1], q1, s0);
     if (two) {
-      y1[n] = requantize(acc[2], q0, y_zp, lo, hi);
-      y1[n + 1] = requantize(acc[3], q1, y_zp, lo, hi);
+      TVMP_S8_STORE(y1, n, acc[2], q0, s1);
+      TVMP_S8_STORE(y1, n + 1, acc[3], q1, s1);
     }
   }
   if (n < out_c) {
     int32_t acc[2];
     dot_2x1(c0, c1, w + n * k, k, acc);
     channel_q q = channel(table, out_c, n);
-    y0[n] = requantize(acc[0], q, y_zp, lo, hi);
-    if (two) y1[n] = requantize(acc[1], q, y_zp, lo, hi);
+    TVMP_S8_STORE(y0, n, acc[0], q, s0);
+    if (two) TVMP_S8_STORE(y1, n, acc[1], q, s1);
   }
 }
 
@@ -186,7 +220,8 @@ static __attribute__((noinline)) void pixel_pair(const int8_t* c0, const int8_t*
 static void conv(const int8_t* x, const int8_t* w, const int32_t* table, int8_t* y, int32_t in_h, int32_t in_w,
                  int32_t in_c, int32_t out_h, int32_t out_w, int32_t out_c, int32_t k_h, int32_t k_w,
                  int32_t stride_h, int32_t stride_w, int32_t pad_t, int32_t pad_l, int32_t dil_h, int32_t dil_w,
-                 int32_t x_zp, int32_t y_zp, int32_t lo, int32_t hi, int8_t (*cols)[TVMP_S8_COLUMN_MAX]) {
+                 int32_t x_zp, int32_t y_zp, int32_t lo, int32_t hi, int8_t (*cols)[TVMP_S8_COLUMN_MAX],
+                 const add_q* add, const int8_t* skip) {
   const int32_t k = k_h * k_w * in_c;
   const int32_t pixels = out_h * out_w;
   for (int32_t p = 0; p < pixels; p += 2) {
@@ -204,7 +239,22 @@ static void conv(const int8_t* x, const int8_t* w, const int32_t* table, int8_t*
       }
     }
     if (!two) c[1] = c[0];
-    pixel_pair(c[0], c[1], w, table, y + p * out_c, y + (p + 1) * out_c, k, out_c, y_zp, lo, hi);
+    pixel_pair(c[0], c[1], w, table, y + p * out_c, y + (p + 1) * out_c, k, out_c, y_zp, lo, hi, add,
+               skip + p * out_c, skip + (p + 1) * out_c);
+  }
+}
+
+static void conv_any(const int8_t* x, const int8_t* w, const int32_t* table, int8_t* y, int32_t in_h,
+                     int32_t in_w, int32_t in_c, int32_t out_h, int32_t out_w, int32_t out_c, int32_t k_h, int32_t k_w,
+                     int32_t stride_h, int32_t stride_w, int32_t pad_t, int32_t pad_l, int32_t dil_h, int32_t dil_w,
+                     int32_t x_zp, int32_t y_zp, int32_t lo, int32_t hi, const add_q* add, const int8_t* skip) {
+  if (k_h == 1 && k_w == 1 && pad_t == 0 && pad_l == 0) {
+    conv(x, w, table, y, in_h, in_w, in_c, out_h, out_w, out_c, k_h, k_w, stride_h, stride_w, pad_t, pad_l, dil_h,
+         dil_w, x_zp, y_zp, lo, hi, NULL, add, skip);
+  } else {
+    int8_t cols[2][TVMP_S8_COLUMN_MAX];
+    conv(x, w, table, y, in_h, in_w, in_c, out_h, out_w, out_c, k_h, k_w, stride_h, stride_w, pad_t, pad_l, dil_h,
+         dil_w, x_zp, y_zp, lo, hi, cols, add, skip);
   }
 }
 
@@ -212,13 +262,21 @@ int32_t tvmp_s8_conv2d(const int8_t* x, const int8_t* w, const int32_t* table, i
                        int32_t in_w, int32_t in_c, int32_t out_h, int32_t out_w, int32_t out_c, int32_t k_h,
                        int32_t k_w, int32_t stride_h, int32_t stride_w, int32_t pad_t, int32_t pad_l,
                        int32_t dil_h, int32_t dil_w, int32_t x_zp, int32_t y_zp, int32_t lo, int32_t hi) {
-  if (k_h == 1 && k_w == 1 && pad_t == 0 && pad_l == 0) {
-    conv(x, w, table, y, in_h, in_w, in_c, out_h, out_w, out_c, k_h, k_w, stride_h, stride_w, pad_t, pad_l, dil_h,
-         dil_w, x_zp, y_zp, lo, hi, NULL);
-  } else {
-    int8_t cols[2][TVMP_S8_COLUMN_MAX];
-    conv(x, w, table, y, in_h, in_w, in_c, out_h, out_w, out_c, k_h, k_w, stride_h, stride_w, pad_t, pad_l, dil_h,
-         dil_w, x_zp, y_zp, lo, hi, cols);
-  }
+  conv_any(x, w, table, y, in_h, in_w, in_c, out_h, out_w, out_c, k_h, k_w, stride_h, stride_w, pad_t, pad_l, dil_h,
+           dil_w, x_zp, y_zp, lo, hi, NULL, y);
+  return 0;
+}
+
+int32_t tvmp_s8_conv2d_add(const int8_t* x, const int8_t* w, const int32_t* table, const int8_t* skip, int8_t* y,
+                           int32_t in_h, int32_t in_w, int32_t in_c, int32_t out_h, int32_t out_w, int32_t out_c,
+                           int32_t k_h, int32_t k_w, int32_t stride_h, int32_t stride_w, int32_t pad_t,
+                           int32_t pad_l, int32_t dil_h, int32_t dil_w, int32_t x_zp, int32_t y_zp, int32_t lo,
+                           int32_t hi, int32_t conv_first, int32_t zp1, int32_t zp2, int32_t left, int32_t m1,
+                           int32_t s1, int32_t m2, int32_t s2, int32_t m_out, int32_t s_out, int32_t zp_out,
+                           int32_t lo_out, int32_t hi_out, int32_t sign) {
+  add_q add = {conv_first, zp1,    zp2,    left,   shift_q(m1, s1), shift_q(m2, s2), shift_q(m_out, s_out),
+               zp_out,     lo_out, hi_out, sign};
+  conv_any(x, w, table, y, in_h, in_w, in_c, out_h, out_w, out_c, k_h, k_w, stride_h, stride_w, pad_t, pad_l, dil_h,
+           dil_w, x_zp, y_zp, lo, hi, &add, skip);
   return 0;
 }

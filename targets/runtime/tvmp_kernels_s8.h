@@ -43,6 +43,18 @@ int32_t tvmp_s8_conv2d(const int8_t* x, const int8_t* w, const int32_t* table, i
                        int32_t k_w, int32_t stride_h, int32_t stride_w, int32_t pad_t, int32_t pad_l,
                        int32_t dil_h, int32_t dil_w, int32_t x_zp, int32_t y_zp, int32_t lo, int32_t hi);
 
+/* tvmp_s8_conv2d, then TFLM's int8 ADD (sign 1) or SUB (sign -1) of its output with skip
+ * [out_h, out_w, out_c] (first operand: the conv's when conv_first), each operand
+ * (q - zp) << left rescaled by (m, s), the sum by (m_out, s_out), + zp_out, clamped to
+ * [lo_out, hi_out]. y may be skip (in place: each element is read before it is written). */
+int32_t tvmp_s8_conv2d_add(const int8_t* x, const int8_t* w, const int32_t* table, const int8_t* skip, int8_t* y,
+                           int32_t in_h, int32_t in_w, int32_t in_c, int32_t out_h, int32_t out_w, int32_t out_c,
+                           int32_t k_h, int32_t k_w, int32_t stride_h, int32_t stride_w, int32_t pad_t,
+                           int32_t pad_l, int32_t dil_h, int32_t dil_w, int32_t x_zp, int32_t y_zp, int32_t lo,
+                           int32_t hi, int32_t conv_first, int32_t zp1, int32_t zp2, int32_t left, int32_t m1,
+                           int32_t s1, int32_t m2, int32_t s2, int32_t m_out, int32_t s_out, int32_t zp_out,
+                           int32_t lo_out, int32_t hi_out, int32_t sign);
+
 #ifdef __cplusplus
 }
 #endif
