@@ -15,7 +15,7 @@ The rule, per kernel of the program (after the in-place rewrite and any tuning r
 3. Then at compile time: the weights are laid out for the micro-kernel (OHWI rows, filter
    pairs interleaved by four terms; tvmp_kernels_s8.h), the input zero point is folded into
    the bias (bias - x_zp * sum(w)), and the per-tensor multiplier and shift, if any, are
-   spread per channel: one int32 table [3, C]. The kernel becomes one `T.call_extern` with
+   spread per channel: one int32 table [6, C]. The kernel becomes one `T.call_extern` with
    the layer's geometry; the graph's weight tensors are replaced by the new ones.
 
 Anything else keeps TVM's kernel: depthwise and grouped convs, dense, NCHW, the patch stage,
@@ -37,6 +37,7 @@ from ..lower import Program
 from .group_kernels import op_name
 
 COLUMN_MAX = 1152  # TVMP_S8_COLUMN_MAX in tvmp_kernels_s8.h
+DW_ROW_MAX = 1024  # TVMP_S8_DW_ROW_MAX
 REQUANTIZE_ATTR = "tvmp.requantize"  # set by IntegerConvDense on its requantize PrimFunc
 DSP_ATTR = "tvmp.dsp"  # the micro-kernel a replaced kernel calls
 
@@ -56,6 +57,7 @@ class ConvLayer:
     kernel_hw: tuple[int, int] = (0, 0)  # from the weights (use_dsp_kernels fills it in)
     skip: int | None = None  # argument position of a residual ADD / SUB's other operand
     add: tuple[int, ...] = ()  # conv_first, then IntegerElementwise's `tvmp.add` numbers
+    depthwise: bool = False  # groups == channels, channel multiplier 1 (HWOI weights)
 
 
 def match_conv(fn: relax.Function, mod: tvm.IRModule) -> ConvLayer | None:
@@ -107,11 +109,15 @@ def match_conv(fn: relax.Function, mod: tvm.IRModule) -> ConvLayer | None:
     if op_name(conv) != "relax.nn.conv2d" or not conv.args[0].same_as(prev) or conv.args[1] not in params:
         return None
     a = conv.attrs
+    w_shape = _shape(conv.args[1])
+    channels = int(conv.ty.shape.values[3])
+    depthwise = int(a.groups) > 1 and str(a.kernel_layout) == "HWOI" and w_shape[2:] == (channels, 1)
+    depthwise = depthwise and int(a.groups) == channels == _shape(conv.args[0])[3]
     if (
         str(a.data_layout) != "NHWC"
-        or str(a.kernel_layout) != "HWIO"
+        or not (depthwise or (str(a.kernel_layout) == "HWIO" and int(a.groups) == 1))
+        or (depthwise and add)
         or str(a.out_layout) != "NHWC"
-        or int(a.groups) != 1
         or str(conv.args[1].ty.dtype) != "int8"
         or str(conv.ty.dtype) != "int32"
         or int(conv.ty.shape.values[0]) != 1
@@ -140,6 +146,7 @@ def match_conv(fn: relax.Function, mod: tvm.IRModule) -> ConvLayer | None:
         requantize=numbers,
         skip=skip,
         add=add,
+        depthwise=depthwise,
     )
 
 
@@ -168,16 +175,23 @@ def dsp_weights(w_hwio: np.ndarray) -> np.ndarray:
 
 
 def dsp_table(layer: ConvLayer, w_hwio: np.ndarray, table: np.ndarray | None) -> np.ndarray:
-    """[3, C] int32: bias with the input zero point folded in, multiplier, shift."""
-    cout = w_hwio.shape[3]
-    bias = np.zeros(cout, np.int64) if table is None else table[0].astype(np.int64)
-    bias = bias - layer.x_zp * w_hwio.astype(np.int64).sum(axis=(0, 1, 2))
+    """[6, C] int32: bias (the input zero point folded in, but for depthwise, whose kernel
+    subtracts it), multiplier, left shift (shift > 0, at most 30) and right shift e (-shift,
+    at most 31), clamped as the TIR kernel clamps a run-time shift, and the rounding nudge
+    2^30 + 2^(30 + e) as its low and high 32-bit words (tvmp_kernels_s8.h)."""
+    cout = w_hwio.shape[2] if layer.depthwise else w_hwio.shape[3]
+    bias = np.zeros(cout, np.int64) if table is None else np.broadcast_to(table[0], (cout,)).astype(np.int64)
+    if not layer.depthwise:
+        bias = bias - layer.x_zp * w_hwio.astype(np.int64).sum(axis=(0, 1, 2))
     rq = layer.requantize
     if rq["multiplier"] is None:
         mult, shift = table[1].astype(np.int64), table[2].astype(np.int64)
     else:
         mult, shift = np.full(cout, rq["multiplier"]), np.full(cout, rq["shift"])
-    wrapped = (np.stack([bias, mult, shift]) + (1 << 31)) % (1 << 32) - (1 << 31)  # int32 as the kernel adds
+    left, right = np.clip(shift, 0, 30), np.clip(-shift, 0, 31)
+    nudge = (1 << 30) + np.left_shift(np.int64(1), 30 + right)
+    rows = [bias, mult, left, right, nudge & 0xFFFFFFFF, nudge >> 32]
+    wrapped = (np.stack(rows) + (1 << 31)) % (1 << 32) - (1 << 31)  # as int32 words
     return wrapped.astype(np.int32)
 
 
@@ -188,7 +202,7 @@ def dsp_conv_func(layer: ConvLayer, x_shape: tuple, y_shape: tuple, w_size: int)
     k_h, k_w = layer.kernel_hw
     x = te.placeholder(x_shape, "int8", "x")
     w = te.placeholder((w_size,), "int8", "w")
-    t = te.placeholder((3, out_c), "int32", "table")
+    t = te.placeholder((6, out_c), "int32", "table")
     rq = layer.requantize
     geometry = (in_h, in_w, in_c, out_h, out_w, out_c, k_h, k_w, *layer.strides, *layer.padding[:2], *layer.dilation)
     numbers = (layer.x_zp, rq["zero_point"], rq["lo"], rq["hi"], *layer.add)
@@ -196,6 +210,8 @@ def dsp_conv_func(layer: ConvLayer, x_shape: tuple, y_shape: tuple, w_size: int)
     if layer.skip is not None:
         ins.append(te.placeholder(y_shape, "int8", "skip"))
     symbol = "tvmp_s8_conv2d" if layer.skip is None else "tvmp_s8_conv2d_add"
+    if layer.depthwise:
+        symbol, geometry = "tvmp_s8_depthwise", (in_h, in_w, in_c, out_h, out_w, *geometry[6:])
 
     def body(ins: list[tirx.Buffer], outs: list[tirx.Buffer]) -> tirx.Expr:
         args = [b.data for b in (*ins, *outs)] + [tirx.const(v, "int32") for v in (*geometry, *numbers)]
@@ -209,6 +225,20 @@ def fits(layer: ConvLayer, kernel_hw: tuple[int, int], in_c: int) -> bool:
     """Step 2: the column of a window that is not 1x1 without padding fits the stack buffer."""
     direct = kernel_hw == (1, 1) and layer.padding[:2] == (0, 0)
     return direct or kernel_hw[0] * kernel_hw[1] * in_c <= COLUMN_MAX
+
+
+def depthwise_fits(layer: ConvLayer, x_shape: tuple, y_shape: tuple, in_place: bool) -> bool:
+    """tvmp_s8_depthwise keeps two output rows on the stack and stores each one row late;
+    in place (y over x) that is enough when no row after the next reads input that the
+    stored row overwrites."""
+    _, _, in_w, c = x_shape
+    _, out_h, out_w, _ = y_shape
+    if out_w * c > DW_ROW_MAX:
+        return False
+    if not in_place:
+        return True
+    s, pad = layer.strides[0], layer.padding[0]
+    return all((r + 1) * out_w <= max(0, (r + 2) * s - pad) * in_w for r in range(out_h - 2))
 
 
 def use_dsp_kernels(program: Program, keep: frozenset[str] = frozenset()) -> Program:
@@ -237,20 +267,22 @@ def use_dsp_kernels(program: Program, keep: frozenset[str] = frozenset()) -> Pro
         if not isinstance(fn, relax.Function) or len(fn.params) != len(call.inputs) or len(call.outputs) != 1:
             continue
         layer = match_conv(fn, program.grouped)
-        if layer is None or (not noalias and layer.skip is None):
-            continue  # in place: only over a residual's skip input (written after it is read)
+        if layer is None or (not noalias and layer.skip is None and not layer.depthwise):
+            continue  # in place: over a residual's skip input (read before it is written), depthwise
         w_t = tensors[call.inputs[layer.w]]
         t_t = tensors[call.inputs[layer.table]] if layer.table is not None else None
         if w_t.kind is not TensorKind.WEIGHT or (t_t is not None and t_t.kind is not TensorKind.WEIGHT):
             continue
         w_hwio = np.asarray(w_t.data)
         kh, kw, in_c, _ = w_hwio.shape
-        if not fits(layer, (kh, kw), in_c):
-            continue
-        layer = replace(layer, kernel_hw=(kh, kw))
         x_shape = tensors[call.inputs[layer.x]].shape
         y_shape = tensors[call.outputs[0]].shape
-        new_w = dsp_weights(w_hwio)
+        if layer.depthwise and not depthwise_fits(layer, x_shape, y_shape, not noalias):
+            continue
+        if not layer.depthwise and not fits(layer, (kh, kw), in_c):
+            continue
+        layer = replace(layer, kernel_hw=(kh, kw))
+        new_w = w_hwio.reshape(-1).copy() if layer.depthwise else dsp_weights(w_hwio)
         new_t = dsp_table(layer, w_hwio, None if t_t is None else np.asarray(t_t.data))
         w_id = _fresh(tensors, w_t, readers, new_w)
         t_id = _fresh(tensors, t_t, readers, new_t)

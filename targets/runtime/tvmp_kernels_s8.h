@@ -34,8 +34,12 @@ extern "C" {
  * this many bytes live on the stack. */
 #define TVMP_S8_COLUMN_MAX 1152
 
+/* Largest out_w * c of a depthwise conv: two output rows of this many bytes live on the stack. */
+#define TVMP_S8_DW_ROW_MAX 1024
+
 /* NHWC conv2d, batch 1, groups 1. x [in_h, in_w, in_c]; w [out_c * k] in the layout above;
- * table [3, out_c] int32: folded bias, multiplier, shift; y [out_h, out_w, out_c].
+ * table [6, out_c] int32: folded bias, multiplier, left shift (max(shift, 0), at most 30),
+ * right shift e (max(-shift, 0), at most 31), and 2^30 + 2^(30 + e) as low and high words; y [out_h, out_w, out_c].
  * pad_t / pad_l: rows above and columns left of the input (bottom and right padding are
  * what lies past in_h / in_w). Returns 0. */
 int32_t tvmp_s8_conv2d(const int8_t* x, const int8_t* w, const int32_t* table, int8_t* y, int32_t in_h,
@@ -54,6 +58,16 @@ int32_t tvmp_s8_conv2d_add(const int8_t* x, const int8_t* w, const int32_t* tabl
                            int32_t hi, int32_t conv_first, int32_t zp1, int32_t zp2, int32_t left, int32_t m1,
                            int32_t s1, int32_t m2, int32_t s2, int32_t m_out, int32_t s_out, int32_t zp_out,
                            int32_t lo_out, int32_t hi_out, int32_t sign);
+
+/* NHWC depthwise conv2d, batch 1, channel multiplier 1: x [in_h, in_w, c]; w [k_h, k_w, c];
+ * table [6, c] as for tvmp_s8_conv2d, but the bias not folded (the kernel subtracts x_zp
+ * itself, SXTAB16); y [out_h, out_w, c]. Each output row is stored one row after it is computed, so y
+ * may be x when no row after the next reads what a stored row overwrites (the compiler
+ * checks). Four channels at a time on SMLABB / SMLATT with the DSP extension. */
+int32_t tvmp_s8_depthwise(const int8_t* x, const int8_t* w, const int32_t* table, int8_t* y, int32_t in_h,
+                          int32_t in_w, int32_t c, int32_t out_h, int32_t out_w, int32_t k_h, int32_t k_w,
+                          int32_t stride_h, int32_t stride_w, int32_t pad_t, int32_t pad_l, int32_t dil_h,
+                          int32_t dil_w, int32_t x_zp, int32_t y_zp, int32_t lo, int32_t hi);
 
 #ifdef __cplusplus
 }
