@@ -15,7 +15,7 @@ The rule, per kernel of the program (after the in-place rewrite and any tuning r
 3. Then at compile time: the weights are laid out for the micro-kernel (OHWI rows, filter
    pairs interleaved by four terms; tvmp_kernels_s8.h), the input zero point is folded into
    the bias (bias - x_zp * sum(w)), and the per-tensor multiplier and shift, if any, are
-   spread per channel: one int32 table [6, C]. The kernel becomes one `T.call_extern` with
+   spread per channel: one int32 table [C, 6]. The kernel becomes one `T.call_extern` with
    the layer's geometry; the graph's weight tensors are replaced by the new ones.
 
 Anything else keeps TVM's kernel: depthwise and grouped convs, dense, NCHW, the patch stage,
@@ -175,8 +175,8 @@ def dsp_weights(w_hwio: np.ndarray) -> np.ndarray:
 
 
 def dsp_table(layer: ConvLayer, w_hwio: np.ndarray, table: np.ndarray | None) -> np.ndarray:
-    """[6, C] int32: bias (the input zero point folded in, but for depthwise, whose kernel
-    subtracts it), multiplier, left shift (shift > 0, at most 30) and right shift e (-shift,
+    """[C, 6] int32, per channel: bias (the input zero point folded in, but for depthwise, whose
+    kernel subtracts it), multiplier, left shift (shift > 0, at most 30) and right shift e (-shift,
     at most 31), clamped as the TIR kernel clamps a run-time shift, and the rounding nudge
     2^30 + 2^(30 + e) as its low and high 32-bit words (tvmp_kernels_s8.h)."""
     cout = w_hwio.shape[2] if layer.depthwise else w_hwio.shape[3]
@@ -191,7 +191,7 @@ def dsp_table(layer: ConvLayer, w_hwio: np.ndarray, table: np.ndarray | None) ->
     left, right = np.clip(shift, 0, 30), np.clip(-shift, 0, 31)
     nudge = (1 << 30) + np.left_shift(np.int64(1), 30 + right)
     rows = [bias, mult, left, right, nudge & 0xFFFFFFFF, nudge >> 32]
-    wrapped = (np.stack(rows) + (1 << 31)) % (1 << 32) - (1 << 31)  # as int32 words
+    wrapped = (np.stack(rows, axis=1) + (1 << 31)) % (1 << 32) - (1 << 31)  # as int32 words
     return wrapped.astype(np.int32)
 
 
@@ -202,7 +202,7 @@ def dsp_conv_func(layer: ConvLayer, x_shape: tuple, y_shape: tuple, w_size: int)
     k_h, k_w = layer.kernel_hw
     x = te.placeholder(x_shape, "int8", "x")
     w = te.placeholder((w_size,), "int8", "w")
-    t = te.placeholder((6, out_c), "int32", "table")
+    t = te.placeholder((out_c, 6), "int32", "table")
     rq = layer.requantize
     geometry = (in_h, in_w, in_c, out_h, out_w, out_c, k_h, k_w, *layer.strides, *layer.padding[:2], *layer.dilation)
     numbers = (layer.x_zp, rq["zero_point"], rq["lo"], rq["hi"], *layer.add)

@@ -11,7 +11,7 @@
 #define TVMP_S8_SIMD 0
 #endif
 
-/* One output channel's requantization, from the [6, C] table. */
+/* One output channel's requantization: a row of the [C, 6] table. */
 typedef struct {
   int32_t bias;
   int32_t mult;
@@ -22,12 +22,9 @@ typedef struct {
 } channel_q;
 
 static inline channel_q channel(const int32_t* table, int32_t out_c, int32_t n) {
-  channel_q q = {table[n],
-                 table[out_c + n],
-                 table[2 * out_c + n],
-                 table[3 * out_c + n],
-                 (uint32_t)table[4 * out_c + n],
-                 (uint32_t)table[5 * out_c + n]};
+  (void)out_c;
+  const int32_t* t = table + 6 * n;
+  channel_q q = {t[0], t[1], t[2], t[3], (uint32_t)t[4], (uint32_t)t[5]};
   return q;
 }
 

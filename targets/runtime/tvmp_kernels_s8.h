@@ -38,8 +38,8 @@ extern "C" {
 #define TVMP_S8_DW_ROW_MAX 1024
 
 /* NHWC conv2d, batch 1, groups 1. x [in_h, in_w, in_c]; w [out_c * k] in the layout above;
- * table [6, out_c] int32: folded bias, multiplier, left shift (max(shift, 0), at most 30),
- * right shift e (max(-shift, 0), at most 31), and 2^30 + 2^(30 + e) as low and high words; y [out_h, out_w, out_c].
+ * table [out_c, 6] int32, per channel: folded bias, multiplier, left shift (max(shift, 0), at
+ * most 30), right shift e (max(-shift, 0), at most 31), 2^30 + 2^(30 + e) as low, high word; y [out_h, out_w, out_c].
  * pad_t / pad_l: rows above and columns left of the input (bottom and right padding are
  * what lies past in_h / in_w). Returns 0. */
 int32_t tvmp_s8_conv2d(const int8_t* x, const int8_t* w, const int32_t* table, int8_t* y, int32_t in_h,
@@ -60,7 +60,7 @@ int32_t tvmp_s8_conv2d_add(const int8_t* x, const int8_t* w, const int32_t* tabl
                            int32_t lo_out, int32_t hi_out, int32_t sign);
 
 /* NHWC depthwise conv2d, batch 1, channel multiplier 1: x [in_h, in_w, c]; w [k_h, k_w, c];
- * table [6, c] as for tvmp_s8_conv2d, but the bias not folded (the kernel subtracts x_zp
+ * table [c, 6] as for tvmp_s8_conv2d, but the bias not folded (the kernel subtracts x_zp
  * itself, SXTAB16); y [out_h, out_w, c]. Each output row is stored one row after it is computed, so y
  * may be x when no row after the next reads what a stored row overwrites (the compiler
  * checks). Four channels at a time on SMLABB / SMLATT with the DSP extension. */
