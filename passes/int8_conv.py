@@ -220,4 +220,16 @@ class _ConvRewriter(QdqRewriter):
             out_axis,
             self.rounding,
             primfunc_name_hint="requantize",
+            # its numbers, for DspKernels (passes/int8_dsp.py), which matches the kernel later
+            primfunc_attrs={
+                "tvmp.requantize": {
+                    "zero_point": out_q.zp,
+                    "lo": lo,
+                    "hi": hi,
+                    "multiplier": m,
+                    "shift": s,
+                    "axis": out_axis,
+                    "rounding": self.rounding,
+                }
+            },
         )

@@ -133,6 +133,16 @@ class _ElementwiseRewriter(QdqRewriter):
             name = "add_int8" if sign > 0 else "sub_int8"
             p = (fp.add_params if sign > 0 else fp.sub_params)(qa.s, qb.s, yq.s)
             fn = add_kernel(p, qa.zp, qb.zp, yq.zp, lo, hi, sign)
+            # its numbers, for DspKernels (passes/int8_dsp.py), which fuses it into a conv
+            numbers = [qa.zp, qb.zp, p.left_shift, *p.input1, *p.input2, *p.output, yq.zp, lo, hi, sign]
+            attrs = {"tvmp.add": [int(v) for v in numbers]}
+            return self.builder_.call_te(
+                lambda a, b: binary_int8(a, b, out_shape, fn, name),
+                self.new(xa),
+                self.new(xb),
+                primfunc_name_hint=name,
+                primfunc_attrs=attrs,
+            )
         return self.builder_.call_te(
             lambda a, b: binary_int8(a, b, out_shape, fn, name),
             self.new(xa),

@@ -58,6 +58,7 @@ def _compile(args: argparse.Namespace) -> int:
         plot=bool(args.plot),
         tuning_records=args.tuning_records,
         allow_nonfinite_weights=args.allow_nonfinite_weights,
+        dsp_kernels=not args.no_dsp_kernels,
     )
     if args.plot and not Path(args.plot).absolute().parent.is_dir():
         raise TvmPatchError(f"--plot {args.plot}: the folder {Path(args.plot).parent} does not exist")
@@ -263,6 +264,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--allow-nonfinite-weights",
         action="store_true",
         help="compile weights that hold NaN or Inf (refused by default)",
+    )
+    c.add_argument(
+        "--no-dsp-kernels",
+        action="store_true",
+        help="keep TVM's loops for int8 convs instead of the SMLAD micro-kernels (tvmp_kernels_s8.c)",
     )
     c.add_argument("-v", "--verbose", action="store_true", help="also show TVM's own messages")
     c.set_defaults(func=_compile)

@@ -16,6 +16,7 @@ from tvm_patch_core.outdir import check_out_dir, staged_output
 from tvm_patch_core.report import CompileReport
 
 from .frontend import convert_layout, load_model
+from .passes.int8_dsp import use_dsp_kernels
 from .plot import plot_profile
 from .rewrite import lower_model
 from .summary import summarize
@@ -45,6 +46,9 @@ def compile_model(model_path: str | Path, out_dir: str | Path, options: CompileO
     tuning = None
     if options.tuning_records:  # `tvmc tune`'s schedules instead of InlineKernels where faster
         lowered, tuning = apply_records_file(lowered, options.tuning_records, imported.path, board)
+    if options.dsp_kernels:  # int8 convs -> SMLAD micro-kernels (tuned kernels keep their schedule)
+        keep = frozenset(tuning["kernels"]) if tuning else frozenset()
+        lowered = replace(lowered, program=use_dsp_kernels(lowered.program, keep))
     backend = resolve_kernel_backend(options.kernels, board)
     labels = ([s.name for s in imported.inputs], [s.name for s in imported.outputs])
     cap = None if options.patch.exclude_input else options.sram_cap  # else the planner applied it

@@ -23,6 +23,26 @@ BIAS = np.array([100, -2000, 35], dtype=np.int32)
 X_IN = {"x": ((1, 4, 4, 2), "int8")}
 
 
+def requantize_te(bb, acc, table, m, s, zp, lo, hi, axis, rounding="tflm"):
+    """call_te(requantize, ...) as IntegerConvDense writes it: its numbers also as the
+    PrimFunc attribute `tvmp.requantize` (DspKernels reads them there)."""
+    numbers = {"zero_point": zp, "lo": lo, "hi": hi, "multiplier": m, "shift": s, "axis": axis, "rounding": rounding}
+    return bb.call_te(
+        requantize,
+        acc,
+        table,
+        m,
+        s,
+        zp,
+        lo,
+        hi,
+        axis,
+        rounding,
+        primfunc_name_hint="requantize",
+        primfunc_attrs={"tvmp.requantize": numbers},
+    )
+
+
 def conv_attrs(**kw):
     return dict(padding=[1, 1, 1, 1], data_layout="NHWC", kernel_layout="HWIO", **kw)
 
@@ -48,8 +68,8 @@ def _expected_conv(out_scale: float = 0.1, lo: int = -128, hi: int = 127):
         xi = bb.emit(relax.op.astype(x, "int32"))
         xo = bb.emit(relax.op.subtract(xi, relax.const(-3, "int32")))
         acc = bb.emit(relax.op.nn.conv2d(xo, relax.const(W), **conv_attrs(out_dtype="int32")))
-        return bb.call_te(
-            requantize,
+        return requantize_te(
+            bb,
             acc,
             relax.const(table),
             None,
@@ -58,7 +78,6 @@ def _expected_conv(out_scale: float = 0.1, lo: int = -128, hi: int = 127):
             lo,
             hi,
             3,
-            primfunc_name_hint="requantize",
         )
 
     return module(X_IN, body)
@@ -121,8 +140,8 @@ def test_depthwise_weight_tree_is_evaluated():
         xi = bb.emit(relax.op.astype(x, "int32"))
         xo = bb.emit(relax.op.subtract(xi, relax.const(5, "int32")))
         acc = bb.emit(relax.op.nn.conv2d(xo, relax.const(w.reshape(3, 3, c, 1)), out_dtype="int32", **attrs))
-        return bb.call_te(
-            requantize,
+        return requantize_te(
+            bb,
             acc,
             relax.const(table),
             None,
@@ -131,7 +150,6 @@ def test_depthwise_weight_tree_is_evaluated():
             -128,
             127,
             3,
-            primfunc_name_hint="requantize",
         )
 
     inputs = {"x": ((1, 5, 5, c), "int8")}
@@ -160,8 +178,8 @@ def test_dense_per_tensor_multiplies_scales_in_float32():
         xi = bb.emit(relax.op.astype(x, "int32"))
         xo = bb.emit(relax.op.subtract(xi, relax.const(-128, "int32")))
         acc = bb.emit(relax.op.matmul(xo, relax.const(w.T.copy()), out_dtype="int32"))
-        return bb.call_te(
-            requantize,
+        return requantize_te(
+            bb,
             acc,
             relax.const(bias.reshape(1, 4)),
             m,
@@ -170,7 +188,6 @@ def test_dense_per_tensor_multiplies_scales_in_float32():
             -128,
             127,
             1,
-            primfunc_name_hint="requantize",
         )
 
     inputs = {"x": ((1, 8), "int8")}
@@ -216,8 +233,8 @@ def test_onnx_rounding_uses_onnxruntimes_float32_scale():
         xi = bb.emit(relax.op.astype(x, "int32"))
         xo = bb.emit(relax.op.subtract(xi, relax.const(-3, "int32")))
         acc = bb.emit(relax.op.nn.conv2d(xo, relax.const(W), **conv_attrs(out_dtype="int32")))
-        return bb.call_te(
-            requantize,
+        return requantize_te(
+            bb,
             acc,
             relax.const(table),
             None,
@@ -227,7 +244,6 @@ def test_onnx_rounding_uses_onnxruntimes_float32_scale():
             127,
             3,
             "half_even",
-            primfunc_name_hint="requantize",
         )
 
     tvm.ir.assert_structural_equal(IntegerConvDense("half_even")(_before_conv()), module(X_IN, body))

@@ -40,6 +40,8 @@ def test_residual_add_with_relu():
             a,
             b,
             primfunc_name_hint="add_int8",
+            # its numbers, for DspKernels to fuse the add into a conv's micro-kernel
+            primfunc_attrs={"tvmp.add": [-128, 4, p.left_shift, *p.input1, *p.input2, *p.output, -128, -128, 127, 1]},
         )
 
     tvm.ir.assert_structural_equal(IntegerElementwise()(module(AB, before)), module(AB, expected))

@@ -53,6 +53,7 @@ class CompileOptions:
     allow_nonfinite_weights: bool = False  # compile weights holding NaN/Inf instead of refusing
     plot: bool = False  # also write OUT/profile.png (bytes live per layer)
     tuning_records: str | None = None  # `tvmc tune -o` output: its schedules replace InlineKernels'
+    dsp_kernels: bool = True  # int8 convs as the SMLAD micro-kernels (passes/int8_dsp.py)
 
     def __post_init__(self) -> None:
         for name, kind in (("kernels", KernelBackend), ("kernel_calls", KernelCalls), ("schedule", Schedule)):
