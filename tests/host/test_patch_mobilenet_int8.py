@@ -13,6 +13,7 @@ import pytest
 
 from tests.conftest import model_inputs
 from tests.models import zoo
+from tests.reference.onnx_qdq import ort_as_defined
 from tvm_patch.frontend import load_model
 from tvm_patch.layer_graph import layer_graph
 from tvm_patch.lower import lower_to_program
@@ -65,15 +66,14 @@ def test_int8_mobilenet_v2_patched_equals_per_layer(mbv2_int8, compiled):
 @pytest.mark.slow
 def test_small_int8_mobilenet_v2_patched_matches_onnxruntime(tmp_path, compiled):
     """Against a reference nobody here wrote: onnxruntime runs the same QDQ model as written
-    (DequantizeLinear -> float op -> QuantizeLinear, what ONNX defines).
+    (DequantizeLinear -> float op -> QuantizeLinear, what ONNX defines), byte for byte on all
+    five seeds once its convs are rounded from their exact sums (tests/reference/onnx_qdq.py).
 
-    Not byte for byte on every input: onnxruntime runs this model's 15 depthwise convs in
-    float32 (in its optimized graph too: 37 QLinearConv, 15 Conv, 10 Add), whose sums round
-    differently near ties, and a 1-LSB difference in one map grows through 17 blocks.
-    Measured, seeds 0-4, against the graph as written: 6, 0, 0, 0, 0 LSB; against the
-    default (fused) session: 6, 0, 0, 13, 0 (the fused session is 13 LSB from the graph as
-    written on seed 3); same top-1 on all. Op by op the integer convs equal onnxruntime's
-    QLinearConv and the adds its float32 Add (tests/host/test_int8_onnx_ops.py)."""
+    onnxruntime's float32 convs put a few sums within 1e-5 LSB of a tie on the wrong side:
+    seed 0, 2 elements of block7's depthwise conv (1.7e-6 from a tie), which end as 6 LSB in
+    the logits; seed 4, 1 element of the last conv (6.5e-6), which the pool absorbs. Raw
+    onnxruntime is therefore 6 LSB from us on seed 0 and equal on the other four (measured);
+    the top-1 class agrees on all five."""
     import onnxruntime as ort
 
     path = zoo.save(zoo.quantize_int8(zoo.mobilenet_v2(0.35, 96, num_classes=10)), tmp_path / "mbv2_035_96_int8.onnx")
@@ -83,11 +83,15 @@ def test_small_int8_mobilenet_v2_patched_matches_onnxruntime(tmp_path, compiled)
     as_written.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
     session = ort.InferenceSession(str(path), as_written, providers=["CPUExecutionProvider"])
     scale = 0.0069896434433758259  # the output's quantization (onnxruntime's calibration, fixed seed)
-    identical = 0
+    repaired, raw_lsb = {}, []
     for seed in range(5):
         inputs = model_inputs(patched.report, seed=seed)
         got = run_compiled(patched.out_dir, device="host", inputs=inputs).outputs[0]
-        want = session.run(None, {"input": inputs[0]})[0]
-        assert int(np.argmax(got)) == int(np.argmax(want)), f"seed {seed}: top-1 differs from onnxruntime"
-        identical += int(np.abs(got - want).max() <= 0.5 * scale)
-    assert identical >= 4, f"only {identical} of 5 seeds equal onnxruntime's output"
+        want, repairs = ort_as_defined(path, inputs)
+        np.testing.assert_array_equal(got, want[0], err_msg=f"seed {seed}")
+        raw = session.run(None, {"input": inputs[0]})[0]
+        assert int(np.argmax(got)) == int(np.argmax(raw)), f"seed {seed}: top-1 differs from onnxruntime"
+        raw_lsb.append(round(float(np.abs(got - raw).max()) / scale))
+        repaired.update({seed: [(r.node, r.elements) for r in repairs]} if repairs else {})
+    assert repaired == {0: [("block7_dw", 2)], 4: [("last_conv", 1)]}
+    assert raw_lsb == [6, 0, 0, 0, 0]
