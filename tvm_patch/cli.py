@@ -22,8 +22,10 @@ from tvm_patch_core.options import (
     parse_bytes,
     parse_grid,
     parse_input_shapes,
+    parse_percent,
     parse_split,
 )
+from tvm_patch_core.report import pareto_table
 
 from .compile import compile_model
 from .run import load_report, run_compiled
@@ -38,6 +40,7 @@ def _options(args: argparse.Namespace, **extra: object) -> CompileOptions:
         grid=parse_grid(args.patches),
         split=parse_split(getattr(args, "split", None)),
         exclude_input=getattr(args, "exclude_input", False),
+        max_extra_macs=parse_percent(getattr(args, "max_extra_macs", None)),
     )
     return CompileOptions(
         target=args.target,
@@ -84,6 +87,8 @@ def _compile(args: argparse.Namespace) -> int:
             f"{r.layer_peak_sram_bytes:,} B ({r.layer_peak_sram_bytes_excl_input:,} B without the input), "
             f"patched {r.peak_sram_bytes:,} B ({r.peak_sram_bytes_excl_input:,} B without the input)"
         )
+    if args.pareto:
+        print(pareto_table(r))
     if r.patch_refused is not None:
         print(f"  patch pass refused: {r.patch_refused}")
     if r.tuning is not None:
@@ -258,7 +263,19 @@ def build_parser() -> argparse.ArgumentParser:
         help="plan patches (and --sram-cap) for the arena without the model input, as MCUNetV2 "
         "counts; the built arena still holds the input and the report gives both",
     )
-    c.add_argument("--plot", metavar="PNG", help="draw bytes live per layer, per-layer vs patch, with the cap")
+    c.add_argument(
+        "--plot", metavar="PNG", help="draw bytes live per layer (per-layer vs patch, the cap) and the planner's front"
+    )
+    c.add_argument(
+        "--pareto",
+        action="store_true",
+        help="with --pass patch: print the planner's Pareto front (arena vs extra MACs), the chosen plan marked",
+    )
+    c.add_argument(
+        "--max-extra-macs",
+        metavar="PCT",
+        help="with --pass patch: the most MACs a plan may add, in %% of the model's (default: the knee within 10)",
+    )
     c.add_argument("--tuning-records", metavar="JSON", help="apply `tvmc tune -o` records (same model and target)")
     c.add_argument(
         "--allow-nonfinite-weights",

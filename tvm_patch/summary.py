@@ -17,7 +17,7 @@ from tvm_patch_core.inplace_rules import choose_inplace, with_inplace
 from tvm_patch_core.layers import Layer
 from tvm_patch_core.options import CompileOptions, Schedule
 from tvm_patch_core.patch_planner import PlanChoice
-from tvm_patch_core.report import CompileReport, StageLayerReport, StageReport, TensorReport
+from tvm_patch_core.report import CompileReport, FrontPointReport, StageLayerReport, StageReport, TensorReport
 from tvm_patch_core.stage import STAGE_KERNEL, StageInfo
 from tvm_patch_core.windows import patch_macs
 
@@ -69,7 +69,9 @@ def summarize(
         predicted_peak_sram_bytes_excl_input=(
             choice.arena_bytes_excl_input if stage is not None and choice is not None else None
         ),
-        patch_stages=(_stage(stage, lowered.layers, choice),) if stage is not None and choice is not None else (),
+        patch_stages=(
+            (_stage(stage, lowered.layers, choice, options),) if stage is not None and choice is not None else ()
+        ),
         tuning=tuning,
     )
 
@@ -90,7 +92,7 @@ def _per_layer_arena(lowered: Lowered, options: CompileOptions, built: Built) ->
     return _arena(graph, workspace), _arena(graph, workspace, exclude_inputs=True)
 
 
-def _stage(stage: StageInfo, layers: list[Layer], choice: PlanChoice) -> StageReport:
+def _stage(stage: StageInfo, layers: list[Layer], choice: PlanChoice, options: CompileOptions) -> StageReport:
     plan = stage.plan
     cost = patch_macs(layers, plan.stage, tiles_h=list(plan.tiles_h), tiles_w=list(plan.tiles_w))
     per_layer = []
@@ -123,6 +125,18 @@ def _stage(stage: StageInfo, layers: list[Layer], choice: PlanChoice) -> StageRe
         kernel=STAGE_KERNEL,
         scratch_pool_bytes=stage.pool_bytes,
         plans_considered=choice.considered,
+        front=tuple(
+            FrontPointReport(
+                split=p.split,
+                grid=p.grid,
+                arena_bytes=p.arena_bytes,
+                extra_macs=p.extra_macs,
+                extra_fraction_of_model=round(p.extra_macs / max(sum(layer.macs for layer in layers), 1), 5),
+                chosen=p.extra_macs == choice.extra_macs and p.grid == plan.grid and p.split == len(plan.stage),
+            )
+            for p in choice.front
+        ),
+        front_excludes_input=options.patch.exclude_input,
     )
 
 

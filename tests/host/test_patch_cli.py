@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 
 import pytest
@@ -114,3 +115,49 @@ def test_model_without_a_stage_stays_per_layer_and_says_why(tmp_path, capsys):
     assert r["schedule"] == "layer"
     assert "matmul" in r["patch_refused"]
     assert "patch pass refused" in capsys.readouterr().out
+
+
+@pytest.mark.slow
+def test_pareto_prints_the_front_and_max_extra_macs_picks_from_it(tmp_path, capsys):
+    """`--pareto` prints every front plan with the built one starred; the report holds the same
+    front; `--max-extra-macs` builds a plan within the bound, and the front draws beside the profile."""
+    model = str(mlperf_model("vww_96_int8.tflite"))
+    out = tmp_path / "auto"
+    assert main(["compile", model, "--target", "host", "--pass", "patch", "--pareto", "-o", str(out)]) == 0
+    text = capsys.readouterr().out
+    stage = json.loads((out / "report.json").read_text())["patch_stages"][0]
+    front = stage["front"]
+    assert f"Pareto front ({len(front)} plans of {stage['plans_considered']:,}" in text
+    starred = [line for line in text.splitlines() if line.lstrip().startswith("* ") and " B " in line]
+    (chosen,) = [p for p in front if p["chosen"]]
+    assert len(starred) == 1 and f"{chosen['arena_bytes']:,} B" in starred[0]
+    assert [p["extra_macs"] for p in front] == sorted(p["extra_macs"] for p in front)
+    assert all(a["arena_bytes"] > b["arena_bytes"] for a, b in itertools.pairwise(front))  # each step buys SRAM
+
+    bound = chosen["extra_fraction_of_model"] / 2
+    out2 = tmp_path / "bounded"
+    png = tmp_path / "front.png"
+    args = ["compile", model, "--target", "host", "--pass", "patch", "--max-extra-macs", f"{100 * bound:.3f}%"]
+    assert main([*args, "--plot", str(png), "-o", str(out2)]) == 0, capsys.readouterr().err
+    r = json.loads((out2 / "report.json").read_text())
+    assert r["patch_stages"][0]["extra_macs"] <= bound * r["layer_macs"] + 1
+    assert r["peak_sram_bytes"] >= json.loads((out / "report.json").read_text())["peak_sram_bytes"]
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_max_extra_macs_that_is_not_a_percentage_is_one_line(tmp_path, capsys):
+    rc = main(
+        [
+            "compile",
+            str(mlperf_model("vww_96_int8.tflite")),
+            "--pass",
+            "patch",
+            "--max-extra-macs",
+            "lots",
+            "-o",
+            str(tmp_path / "o"),
+        ]
+    )
+    err = capsys.readouterr().err.strip()
+    assert rc == 1 and len(err.splitlines()) == 1 and "--max-extra-macs 'lots'" in err, err
+    assert not (tmp_path / "o").exists()

@@ -11,10 +11,11 @@ from pathlib import Path
 
 import pytest
 
+from tvm_patch_core.errors import SramCapExceeded, TvmPatchError
 from tvm_patch_core.graph import Call, Graph, Tensor, TensorKind
 from tvm_patch_core.layers import Layer
 from tvm_patch_core.liveness import STACK_LIMIT, workspace_bytes
-from tvm_patch_core.options import CompileOptions, PatchOptions
+from tvm_patch_core.options import CompileOptions, PatchOptions, parse_percent
 from tvm_patch_core.patch_planner import (
     _rf_aware,
     choose_plan,
@@ -156,3 +157,53 @@ def test_a_cap_equal_to_a_front_plans_arena_is_met(vww):
     assert capped.predicted_bytes == target.arena_bytes
     assert capped.extra_macs == target.extra_macs
     assert capped.predicted_bytes == capped.arena_bytes_excl_input
+
+
+def test_max_extra_macs_bounds_the_choice_and_refuses_with_the_numbers(vww):
+    """`--max-extra-macs` picks from the front: the chosen plan adds no more than the bound,
+    a bound below the cheapest plan is refused with that plan's figures, and a cap that only
+    plans beyond the bound meet is refused naming the bound."""
+    graph, layers = vww
+    total = sum(layer.macs for layer in layers)
+    front = choose_plan(graph, layers, CompileOptions(schedule="patch")).front
+    assert len(front) >= 3 and front[0].extra_macs == 0  # a 1x1 grid adds nothing
+    bound = front[len(front) // 2].extra_macs / total  # the middle plan sits exactly on it
+    bounded = choose_plan(graph, layers, CompileOptions(schedule="patch", patch=PatchOptions(max_extra_macs=bound)))
+    assert bounded.extra_macs <= front[len(front) // 2].extra_macs
+
+    fixed = choose_plan(graph, layers, CompileOptions(schedule="patch", patch=PatchOptions(grid=(4, 4))))
+    tight = PatchOptions(grid=(4, 4), max_extra_macs=fixed.front[0].extra_macs / total / 2)
+    with pytest.raises(SramCapExceeded, match=rf"--max-extra-macs .*adds {fixed.front[0].extra_macs:,} MACs"):
+        choose_plan(graph, layers, CompileOptions(schedule="patch", patch=tight))
+
+    cap = front[-1].arena_bytes  # only the costliest plan meets it
+    opts = CompileOptions(schedule="patch", sram_cap=cap, patch=PatchOptions(max_extra_macs=bound))
+    with pytest.raises(SramCapExceeded, match=r"best plan within \+[\d.]+% MACs .* cap is"):
+        choose_plan(graph, layers, opts)
+    assert choose_plan(graph, layers, CompileOptions(schedule="patch", sram_cap=cap)).predicted_bytes <= cap
+
+
+@pytest.mark.parametrize(("text", "fraction"), [("5", 0.05), ("2.5%", 0.025), (" 10 % ", 0.10), (".5", 0.005)])
+def test_parse_percent(text, fraction):
+    assert parse_percent(text) == pytest.approx(fraction)
+
+
+@pytest.mark.parametrize("text", ["-1", "five", "5%%", "", "1e3"])
+def test_parse_percent_refuses_what_is_not_a_percentage(text):
+    with pytest.raises(TvmPatchError, match="--max-extra-macs"):
+        parse_percent(text)
+
+
+def test_max_extra_macs_out_of_range_is_refused():
+    with pytest.raises(TvmPatchError, match="1000"):
+        PatchOptions(max_extra_macs=11.0)
+
+
+def test_a_given_grid_leaves_out_the_stages_too_small_for_it(vww):
+    """`--patches 4x4` with the split left to the planner: stages whose output has fewer than 4x4
+    pixels are not candidates (they used to abort the search); a grid no stage fits is refused."""
+    graph, layers = vww
+    choice = choose_plan(graph, layers, CompileOptions(schedule="patch", patch=PatchOptions(grid=(4, 4))))
+    assert choice.plan.grid == (4, 4) and {p.grid for p in choice.front} == {(4, 4)}
+    with pytest.raises(TvmPatchError, match=r"--patches 99x99: .* only \d+x\d+ pixels"):
+        choose_plan(graph, layers, CompileOptions(schedule="patch", patch=PatchOptions(grid=(99, 99))))

@@ -37,6 +37,13 @@ class PatchOptions:
     grid: tuple[int, int] | None = None  # nh x nw; None: the planner chooses
     split: int | None = None  # layers in the patch stage; None: the planner chooses
     exclude_input: bool = False  # plan the stage (and the cap) for the arena without the input
+    max_extra_macs: float | None = None  # the most MACs a plan may add, a fraction of the model's
+
+    def __post_init__(self) -> None:
+        if self.max_extra_macs is not None and not 0 <= self.max_extra_macs <= 10:
+            raise TvmPatchError(
+                f"--max-extra-macs {100 * self.max_extra_macs:g}%: give a percentage from 0 to 1000 of the model's MACs"
+            )
 
 
 @dataclass(frozen=True)
@@ -88,6 +95,16 @@ def parse_grid(text: str | None) -> tuple[int, int] | None:
         raise TvmPatchError(f"--patches {text!r}: use auto, N or NxM (e.g. 4 or 3x2)")
     n = int(m.group(1))
     return n, int(m.group(2) or n)
+
+
+def parse_percent(text: str | None) -> float | None:
+    """`5`, `5%` or `2.5%` -> 0.05 / 0.025 (a fraction); None stays None."""
+    if text is None:
+        return None
+    m = re.fullmatch(r"\s*(\d+(?:\.\d*)?|\.\d+)\s*%?\s*", text)
+    if not m:
+        raise TvmPatchError(f"--max-extra-macs {text!r}: give a percentage of the model's MACs, e.g. 5 or 2.5%")
+    return float(m.group(1)) / 100
 
 
 def parse_split(text: str | None) -> int | None:

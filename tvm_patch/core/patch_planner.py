@@ -17,8 +17,9 @@ Search (exhaustive over the candidates, exact where it decides):
    the depthwise temporaries as the workspaces TVM allocates (liveness.workspace_bytes),
    planned by arena.plan_arena with the build's buffers in the build's order.
 6. With a cap: the front plan with the fewest extra MACs whose arena fits (the cheapest plan
-   that fits is always on the front). Without one, the knee: among front plans that cost at
-   most `max_extra_fraction` of the model's MACs (10%, MCUNetV2's figure for MobileNetV2),
+   that fits is always on the front), within `--max-extra-macs` if given. Without one, the
+   knee: among front plans that cost at most `--max-extra-macs` of the model's MACs (default
+   10%, MCUNetV2's figure for MobileNetV2),
    the one that minimises ln(arena) + MAC_PRICE * extra MACs / model MACs. With MAC_PRICE 1 a
    move along the front is taken when the arena falls by a larger fraction than the model's
    MACs grow: 1.6% more MACs for 75% less arena, yes; 7% more for 1.8% less, no.
@@ -241,6 +242,14 @@ def choose_plan(
         splits = [k for k in ks if stage_refusal(layers, k) is None]
         if not splits:
             raise NoPatchStage(f"no patch stage possible: {_no_split_reason(layers, last_heavy)}")
+        if grid:  # a given grid rules out the stages whose output has fewer pixels than it
+            fit = [k for k in splits if _hw(layers[k - 1])[0] >= grid[0] and _hw(layers[k - 1])[1] >= grid[1]]
+            if not fit:
+                h, w = _hw(layers[splits[0] - 1])
+                raise TvmPatchError(
+                    f"--patches {grid[0]}x{grid[1]}: the shallowest stage's output is only {h}x{w} pixels"
+                )
+            splits = fit
     scores: list[Score] = []
     progress = Progress("planning patches", len(splits))
     for k in splits:
@@ -260,19 +269,31 @@ def choose_plan(
             scores.append(scorer.score(tiling[0, nh], tiling[1, nw]))
     progress.done()
     front = pareto_front(scores)
+    bound = options.patch.max_extra_macs
+    within = [e for e in front if bound is None or e[0].extra_macs <= bound * total_macs]
+    if not within:
+        cheapest = front[0][0]
+        raise SramCapExceeded(
+            f"--max-extra-macs {100 * bound:g}%: the cheapest plan (split {len(cheapest.plan.stage)}, "
+            f"{cheapest.plan.grid[0]}x{cheapest.plan.grid[1]} patches) adds {cheapest.extra_macs:,} MACs "
+            f"({100 * cheapest.extra_macs / total_macs:.1f}% of {total_macs:,}); "
+            "raise the bound or leave out --pass patch"
+        )
     if sram_cap is not None:
-        fits = [e for e in front if e[1] <= sram_cap]  # the cheapest plan that fits is on the front
+        fits = [e for e in within if e[1] <= sram_cap]  # the cheapest plan that fits is on the front
         if not fits:
-            best, arena = front[-1]  # the smallest arena of all
+            best, arena = within[-1]  # the smallest arena within the MAC bound
             nh, nw = best.plan.grid
             _, where = predicted_peak(graph, layers, best.plan, exclude_input=exclude_input, inplace=inplace)
+            within_text = f" within +{100 * bound:g}% MACs" if bound is not None else ""
             raise SramCapExceeded(
-                f"best plan (split {len(best.plan.stage)}, {nh}x{nw} patches) needs {arena:,} B "
+                f"best plan{within_text} (split {len(best.plan.stage)}, {nh}x{nw} patches) needs {arena:,} B "
                 f"(most live at {where}), cap is {sram_cap:,} B; raise --sram-cap or try another --split"
             )
         best, arena = fits[0]
     else:
-        cheap = [e for e in front if e[0].extra_macs <= max_extra_fraction * total_macs] or front[:1]
+        limit = max_extra_fraction if bound is None else bound
+        cheap = [e for e in within if e[0].extra_macs <= limit * total_macs] or front[:1]
         best, arena = knee(cheap, total_macs)
     return PlanChoice(
         best.plan,

@@ -57,6 +57,19 @@ class StageLayerReport:
 
 
 @dataclass(frozen=True)
+class FrontPointReport:
+    """One plan of the planner's Pareto front: no other plan has both fewer extra MACs and a
+    smaller arena. The arena is the planning mode's (without the input under --exclude-input)."""
+
+    split: int  # layers in the stage
+    grid: tuple[int, int]
+    arena_bytes: int
+    extra_macs: int
+    extra_fraction_of_model: float
+    chosen: bool
+
+
+@dataclass(frozen=True)
 class StageReport:
     layers: tuple[str, ...]
     grid: tuple[int, int]
@@ -71,6 +84,8 @@ class StageReport:
     kernel: str  # one fused kernel, tiled by PatchTIR
     scratch_pool_bytes: int  # its workspace: the patch windows, allocated once
     plans_considered: int
+    front: tuple[FrontPointReport, ...] = ()  # fewest extra MACs first
+    front_excludes_input: bool = False  # its arenas leave out the model input (--exclude-input)
 
 
 @dataclass(frozen=True)
@@ -119,6 +134,26 @@ class CompileReport:
             return _load(cls, doc, "report")
         except DamagedOutput as err:
             raise DamagedOutput(f"{where}: {err}{again}") from None
+
+
+def pareto_table(report: CompileReport) -> str:
+    """`tvmc compile --pareto`: the planner's front as a table, the chosen plan marked."""
+    if not report.patch_stages or not report.patch_stages[0].front:
+        why = report.patch_refused or "the model was compiled per layer (add --pass patch)"
+        return f"  no Pareto front: {why}"
+    stage = report.patch_stages[0]
+    arena = "arena w/o input" if stage.front_excludes_input else "arena"
+    lines = [
+        f"  Pareto front ({len(stage.front)} plans of {stage.plans_considered:,}; fewest extra MACs first):",
+        f"    {'':1} {'split':>5} {'grid':>5} {arena:>16} {'extra MACs':>12} {'of model':>8}",
+    ]
+    for p in stage.front:
+        lines.append(
+            f"    {'*' if p.chosen else ' '} {p.split:>5} {p.grid[0]:>2}x{p.grid[1]:<2} {p.arena_bytes:>14,} B "
+            f"{p.extra_macs:>12,} {100 * p.extra_fraction_of_model:>7.1f}%"
+        )
+    lines.append("    * the built plan; pick another with --sram-cap, --max-extra-macs, --split or --patches")
+    return "\n".join(lines)
 
 
 @dataclass(frozen=True)
