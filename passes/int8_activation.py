@@ -8,7 +8,7 @@ The frontend's forms, with xf = dequantize(x):
     quantize(softmax(xf, axis=-1))                         SOFTMAX
 
 The first three are int8 -> int8 functions of one value: each becomes a 256-entry int8
-table computed at compile time with TFLM's fixed-point arithmetic (fixed_point.py:
+table computed at compile time with TFLM's fixed-point arithmetic (fixed_point_nonlinear.py:
 gemmlowp logistic/tanh in Q4.27, the int16 hard-swish), read by one `lookup` kernel. TFLM
 assumes LOGISTIC's output zero point -128 and TANH's 0 (its kernels ignore the output
 scale); a model with other output parameters (an ONNX QDQ model) gets the table of the
@@ -27,7 +27,7 @@ import numpy as np
 import tvm
 from tvm import relax
 
-from tvm_patch_core import fixed_point as fp
+from tvm_patch_core import fixed_point_nonlinear as fpn
 
 from .int8_kernels import lookup, softmax
 from .qdq import QdqRewriter, QParams, const_array, dtype_of, qparams
@@ -83,16 +83,16 @@ class _ActivationRewriter(QdqRewriter):
             axis = int(inner.attrs.axis)
             if axis not in (-1, len(src.ty.shape.values) - 1) or yq.zp != -128 or float(yq.s) != 1 / 256:
                 return None
-            p = fp.softmax_params(xq.s)
-            table = relax.const(fp.softmax_exp_table(p), "int32")
+            p = fpn.softmax_params(xq.s)
+            table = relax.const(fpn.softmax_exp_table(p), "int32")
             return self.builder_.call_te(softmax, self.new(src), table, p.diff_min, primfunc_name_hint="softmax")
         if name == "relax.sigmoid":
             if self.tflm and yq.zp == -128:
-                table = fp.logistic_table(xq.s, xq.zp)
+                table = fpn.logistic_table(xq.s, xq.zp)
             else:
                 table = float_table(lambda v: 1 / (1 + np.exp(-v)), xq, yq)
         else:
-            table = fp.tanh_table(xq.s, xq.zp) if self.tflm and yq.zp == 0 else float_table(np.tanh, xq, yq)
+            table = fpn.tanh_table(xq.s, xq.zp) if self.tflm and yq.zp == 0 else float_table(np.tanh, xq, yq)
         return self._lookup(src, table)
 
     def _hard_swish(self, div: relax.Call, yq: QParams) -> relax.Expr | None:
@@ -113,7 +113,7 @@ class _ActivationRewriter(QdqRewriter):
                 continue
             src, xq = x1
             if self.tflm:
-                table = fp.hard_swish_table(xq.s, xq.zp, yq.s, yq.zp)
+                table = fpn.hard_swish_table(xq.s, xq.zp, yq.s, yq.zp)
             else:
                 table = float_table(lambda v: v * np.clip(v + 3, 0, 6) / 6, xq, yq)
             return self._lookup(src, table)

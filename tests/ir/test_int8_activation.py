@@ -10,7 +10,7 @@ from tests.ir.qdq_graphs import deq, f32, module, quant
 from tvm_patch.passes.int8_activation import IntegerActivations, float_table
 from tvm_patch.passes.int8_kernels import lookup, softmax
 from tvm_patch.passes.qdq import QParams
-from tvm_patch_core import fixed_point as fp
+from tvm_patch_core import fixed_point_nonlinear as fpn
 
 X = {"x": ((1, 4, 4, 8), "int8")}
 
@@ -29,7 +29,7 @@ def test_logistic_is_tflms_table():
         return quant(s, 1 / 256, -128)
 
     def expected(bb, x):
-        return _table(bb, x, fp.logistic_table(0.0083, 40))
+        return _table(bb, x, fpn.logistic_table(0.0083, 40))
 
     tvm.ir.assert_structural_equal(IntegerActivations()(module(X, before)), module(X, expected))
 
@@ -65,7 +65,7 @@ def test_hard_swish_pattern_is_one_table():
         return quant(v, 0.0254, -113)
 
     def expected(bb, x):
-        return _table(bb, x, fp.hard_swish_table(0.0508, 7, 0.0254, -113))
+        return _table(bb, x, fpn.hard_swish_table(0.0508, 7, 0.0254, -113))
 
     tvm.ir.assert_structural_equal(IntegerActivations()(module(X, before)), module(X, expected))
 
@@ -78,10 +78,10 @@ def test_softmax_is_one_kernel_with_an_exp_table():
         s = bb.emit(relax.op.nn.softmax(d, axis=-1))
         return quant(s, 1 / 256, -128)
 
-    p = fp.softmax_params(0.1447)
+    p = fpn.softmax_params(0.1447)
 
     def expected(bb, x):
-        table = relax.const(fp.softmax_exp_table(p), "int32")
+        table = relax.const(fpn.softmax_exp_table(p), "int32")
         return bb.call_te(softmax, x, table, p.diff_min, primfunc_name_hint="softmax")
 
     inputs = {"x": ((1, 12), "int8")}

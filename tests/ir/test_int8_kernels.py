@@ -14,6 +14,7 @@ from tvm import relax
 from tvm_patch.passes.int8_elementwise import add_kernel, mul_kernel
 from tvm_patch.passes.int8_kernels import binary_int8, requantize, round_half_of, softmax
 from tvm_patch_core import fixed_point as fp
+from tvm_patch_core import fixed_point_nonlinear as fpn
 
 RNG = np.random.default_rng(11)
 EDGES = np.array([0, 1, -1, 2, -2, 3, -3, 1 << 20, -(1 << 20), (1 << 31) - 1, -(1 << 31), 12345678, -12345678])
@@ -98,10 +99,10 @@ def test_softmax_kernel():
         x[0] = 3
         x[1] = -128
         x[1, 2] = 127
-        p = fp.softmax_params(scale)
-        table = fp.softmax_exp_table(p)
+        p = fpn.softmax_params(scale)
+        table = fpn.softmax_exp_table(p)
         got = run({"x": (x.shape, "int8"), "t": (table.shape, "int32")}, softmax, p.diff_min)(x, table)
-        np.testing.assert_array_equal(got, fp.softmax_int8(x, p), err_msg=f"scale {scale}")
+        np.testing.assert_array_equal(got, fpn.softmax_int8(x, p), err_msg=f"scale {scale}")
 
 
 def test_requantize_half_even_for_onnx():

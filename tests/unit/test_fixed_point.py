@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from tvm_patch_core import fixed_point as fp
+from tvm_patch_core import fixed_point_nonlinear as fpn
 
 Q31 = 1 << 31
 
@@ -85,26 +86,26 @@ def test_average_pool_round():
 
 
 def test_count_leading_zeros():
-    np.testing.assert_array_equal(fp.count_leading_zeros32([0, 1, 3, (1 << 31) - 1, 1 << 31]), [32, 31, 30, 1, 0])
+    np.testing.assert_array_equal(fpn.count_leading_zeros32([0, 1, 3, (1 << 31) - 1, 1 << 31]), [32, 31, 30, 1, 0])
 
 
 def test_logistic_and_tanh_at_the_zero_point_and_radius():
     """scale 1.0: multiplier 2^27 = 0.5 * 2^28, radius floor(15 * 2^27 / 2^28) = 7."""
-    table = fp.logistic_table(1.0, 0)
+    table = fpn.logistic_table(1.0, 0)
     assert table[128] == 0  # logistic(0) = 0.5 -> 128 - 128
     assert table[128 - 7] == -128 and table[128 + 7] == 127
     assert table[128 - 6] == -127  # inside the radius: logistic(-6) * 256 = 0.63 -> 1
-    assert fp.tanh_table(0.1, 5)[128 + 5] == 0
+    assert fpn.tanh_table(0.1, 5)[128 + 5] == 0
 
 
 def test_softmax_of_equal_values_is_a_quarter():
     """Four equal inputs: exp 1.0 each, sum 2^21 in Q12.19, reciprocal 1 with 2 bits over
     unit, 0.25 * 256 = 64 -> -64 with the -128 zero point."""
-    np.testing.assert_array_equal(fp.softmax_int8(np.array([[5, 5, 5, 5]]), fp.softmax_params(0.1)), [[-64] * 4])
+    np.testing.assert_array_equal(fpn.softmax_int8(np.array([[5, 5, 5, 5]]), fpn.softmax_params(0.1)), [[-64] * 4])
 
 
 def test_hard_swish_of_zero_is_the_output_zero_point():
-    assert fp.hard_swish_table(0.05, 7, 0.025, -113)[128 + 7] == -113
+    assert fpn.hard_swish_table(0.05, 7, 0.025, -113)[128 + 7] == -113
 
 
 def test_float32_fraction_is_exact():

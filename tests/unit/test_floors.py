@@ -30,7 +30,10 @@ PACKAGE_DIRS = {  # pyproject's package-dir
     "tvm_patch": REPO / "tvm_patch",
 }
 DATA = {"errors", "names", "options", "boards", "graph", "layers", "report", "progress", "capture", "outdir"}
-DATA |= {"fixed_point"}  # TFLite Micro's int8 arithmetic in numpy (the integer passes' numbers)
+DATA |= {
+    "fixed_point",
+    "fixed_point_nonlinear",
+}  # TFLite Micro's int8 arithmetic in numpy
 PLANNING = {"arena", "liveness", "windows", "stage", "inplace_rules", "plan_score", "patch_planner"}
 HEAVY = ("tvm", "tvm_ffi", "onnx", "tflite", "matplotlib", "onnxruntime")
 
