@@ -65,8 +65,28 @@ def compose(prims: list[tirx.PrimFunc], args: list[list], outputs: list) -> tupl
     return func.with_attrs({"global_symbol": STAGE_KERNEL, "tirx.noalias": True, "s_tir": True}), outside
 
 
-def fuse_stage(mod: tvm.IRModule, k: int, attrs: dict | None = None) -> tvm.IRModule:
-    """`mod` with main's first `k` call_tir bindings replaced by one call of the fused stage."""
+def _stream_attr(main: relax.Function, calls: list, stage_func: tirx.PrimFunc, outside: list) -> dict:
+    """{"patch_stream_input": the stage parameter that holds the model input}, checked: the
+    input is read by the stage only (PatchTIR then reads it window by window)."""
+    if len(main.params) != 1:
+        raise PatchTIRError(f"cannot stream the input: the model has {len(main.params)} inputs, streaming takes one")
+    inp = main.params[0]
+    if inp not in outside:
+        raise PatchTIRError("cannot stream the input: the patch stage does not read the model input")
+    stage = set(calls)
+    for b in _call_bindings(main):
+        if b not in stage and inp in _args(b.value):
+            raise PatchTIRError(
+                f"cannot stream the input: layer {b.var.name} after the patch stage reads it too; "
+                "a streamed input may be read by the stage only"
+            )
+    return {"patch_stream_input": stage_func.params[outside.index(inp)].name}
+
+
+def fuse_stage(mod: tvm.IRModule, k: int, attrs: dict | None = None, stream_input: bool = False) -> tvm.IRModule:
+    """`mod` with main's first `k` call_tir bindings replaced by one call of the fused stage;
+    `stream_input`: the stage reads the model input window by window (PatchTIR's
+    patch_stream_input)."""
     main = mod["main"]
     calls = _call_bindings(main)[:k]
     produced = {b.var for b in calls}
@@ -74,7 +94,8 @@ def fuse_stage(mod: tvm.IRModule, k: int, attrs: dict | None = None) -> tvm.IRMo
     stage_func, outside = compose(prims, [_args(b.value) for b in calls], [b.var for b in calls])
     if any(v in produced for v in outside):
         raise PatchTIRError("a stage layer reads a tensor produced later in the stage")
-    stage_func = stage_func.with_attrs(attrs or {})
+    stream = _stream_attr(main, calls, stage_func, outside) if stream_input else {}
+    stage_func = stage_func.with_attrs({**(attrs or {}), **stream})
     rest = {g: f for g, f in mod.functions.items() if g.name_hint != "main"}
     bb = relax.BlockBuilder(tvm.IRModule(rest, attrs=mod.attrs))
     gv = bb.add_func(stage_func, STAGE_KERNEL)  # a GlobalVar that carries the function's type
@@ -130,8 +151,9 @@ class FuseStage:
         tiles_h: tuple[tuple[int, int], ...],
         tiles_w: tuple[tuple[int, int], ...],
         layout: str = "NHWC",
+        stream_input: bool = False,
     ) -> None:
-        self.layers = layers
+        self.layers, self.stream_input = layers, stream_input
         self.attrs = {
             "patch_tiles_h": [list(t) for t in tiles_h],
             "patch_tiles_w": [list(t) for t in tiles_w],
@@ -139,4 +161,4 @@ class FuseStage:
         }
 
     def transform_module(self, mod: tvm.IRModule, _ctx: tvm.transform.PassContext) -> tvm.IRModule:
-        return fuse_stage(mod, self.layers, self.attrs)
+        return fuse_stage(mod, self.layers, self.attrs, self.stream_input)

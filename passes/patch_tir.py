@@ -18,6 +18,14 @@ attributes `patch_tiles_h` / `patch_tiles_w` (tile bounds on the output, may be 
 5. Rewrite: patch loops `ph`, `pw` outermost; each nest's H/W loops start at the patch's
    window origin and run its extent (tables on ph/pw: tiles may be unequal); accesses to an
    intermediate map become pool accesses shifted by the window origin.
+6. Streamed input (attribute `patch_stream_input`, the name of the model-input parameter):
+   that map is treated like an intermediate. It gets a pool region sized to its largest
+   window (all channels), live from the first nest to its last reader; its loads become pool
+   loads shifted by the window origin, and each patch starts with
+   `tvmp_stream_read(region, y0, x0, h, w)`, which fills the region with rows [y0, y0+h) x
+   columns [x0, x0+w) of the input, NHWC, h*w*C elements back to back (row stride w*C: the
+   pool's indexing uses the patch's own window width). So nothing reads the parameter and
+   the full input never needs to be in memory. NHWC with batch 1 only.
 
 Anything that does not fit this shape raises PatchTIRError with the reason; callers leave
 such a stage per layer and say so.
@@ -44,6 +52,7 @@ from tvm_patch_core.windows import tiles
 from .inline_kernels import map_prim_funcs, schedule_kernel
 
 AXES = {"NHWC": (1, 2), "NCHW": (2, 3)}
+STREAM_READ = "tvmp_stream_read"  # int32 (void* dst, int32 y0, int32 x0, int32 h, int32 w)
 Tiles = Sequence[tuple[int, int]]  # [lo, hi) per tile along one axis of the output
 
 
@@ -137,7 +146,14 @@ def _table(var: Var, values: list[int], dtype: str) -> tirx.PrimExpr:
 
 
 def _plan_pool(
-    nests: list[Nest], scratch_maps: list, maps: dict, dtype: str, rows: dict, cols: dict, axes: tuple[int, int]
+    nests: list[Nest],
+    scratch_maps: list,
+    maps: dict,
+    dtype: str,
+    rows: dict,
+    cols: dict,
+    axes: tuple[int, int],
+    streamed: object = None,
 ) -> tuple[dict, int]:
     elem = tvm.DataType(dtype).bits // 8
     shapes, buffers = {}, []
@@ -150,7 +166,8 @@ def _plan_pool(
         nbytes = elem
         for d in shape:
             nbytes *= d
-        buffers.append(Buffer(str(len(buffers)), nbytes, min(used), max(used)))
+        first = 0 if streamed is not None and m.same_as(streamed) else min(used)  # filled before nest 0
+        buffers.append(Buffer(str(len(buffers)), nbytes, first, max(used)))
     plan = plan_arena(buffers, alignment=ALIGNMENT)
     placed = {
         m: Scratch(plan.offset(str(i)) // elem, shapes[m], (tuple(a for a, _ in rows[m]), tuple(a for a, _ in cols[m])))
@@ -159,8 +176,31 @@ def _plan_pool(
     return placed, plan.size // elem
 
 
-def patch_tile(func: tirx.PrimFunc, tiles_h: Tiles, tiles_w: Tiles, layout: str = "NHWC") -> tirx.PrimFunc:
-    """`func` computed patch by patch over the output tiles (see the module docstring)."""
+def _stream_param(func: tirx.PrimFunc, name: str | None, maps: dict, nests: list[Nest], layout: str) -> object:
+    """The parameter `name` (the model input to stream), checked: a 4-D NHWC map of batch 1
+    that the stage only reads."""
+    if name is None:
+        return None
+    found = [p for p in func.params if p in maps and p.name == name]
+    if len(found) != 1:
+        raise PatchTIRError(f"patch_stream_input {name!r}: the stage has no 4-D input parameter of that name")
+    param = found[0]
+    if layout != "NHWC":
+        raise PatchTIRError(f"cannot stream the input of a {layout} stage: streamed input windows are NHWC rows")
+    if _int(maps[param][0]) != 1:
+        raise PatchTIRError(f"cannot stream an input of batch {_int(maps[param][0])}: streaming reads batch 1")
+    if any(n.out.same_as(param) for n in nests):
+        raise PatchTIRError("cannot stream an input that the stage writes")
+    if not any(ld.source.same_as(param) for n in nests for ld in n.loads):
+        raise PatchTIRError(f"cannot stream input {name!r}: no loop nest of the stage reads it")
+    return param
+
+
+def patch_tile(
+    func: tirx.PrimFunc, tiles_h: Tiles, tiles_w: Tiles, layout: str = "NHWC", stream_input: str | None = None
+) -> tirx.PrimFunc:
+    """`func` computed patch by patch over the output tiles (see the module docstring);
+    `stream_input` names the input parameter whose windows come from tvmp_stream_read."""
     if layout not in AXES:
         raise PatchTIRError(f"patch_layout {layout!r}: use NHWC or NCHW")
     axes = AXES[layout]
@@ -184,6 +224,7 @@ def patch_tile(func: tirx.PrimFunc, tiles_h: Tiles, tiles_w: Tiles, layout: str 
     }
     stmts = _flatten(root.body)
     nests = [_nest(s, maps, axes, i) for i, s in enumerate(stmts)]
+    streamed = _stream_param(func, stream_input, maps, nests, layout)
     outs = [p for p in func.params if any(n.out.same_as(p) for n in nests)]
     if len(outs) != 1:
         raise PatchTIRError(f"the stage writes {len(outs)} outputs; it must write one")
@@ -198,14 +239,14 @@ def patch_tile(func: tirx.PrimFunc, tiles_h: Tiles, tiles_w: Tiles, layout: str 
             raise PatchTIRError(f"tiles {bounds} do not cover the output's {_int(maps[out][axis])} {name}")
     rows = _windows(nests, maps, out, 0, axes[0], tiles_h)
     cols = _windows(nests, maps, out, 1, axes[1], tiles_w)
-    scratch_maps = [b for b in allocs if b in maps and b in rows]
+    scratch_maps = [b for b in allocs if b in maps and b in rows] + ([streamed] if streamed is not None else [])
     dtypes = sorted({str(b.dtype) for b in scratch_maps})
     idx_dtype = str(nests[-1].loops[0].ty.dtype)
     ph, pw = Var("ph", idx_dtype), Var("pw", idx_dtype)
     pools, placed = [], {}
     for dtype in dtypes:
         members = [b for b in scratch_maps if str(b.dtype) == dtype]
-        where, elems = _plan_pool(nests, members, maps, dtype, rows, cols, axes)
+        where, elems = _plan_pool(nests, members, maps, dtype, rows, cols, axes, streamed)
         pool = tirx.decl_buffer((elems,), dtype, f"patch_scratch_{dtype}", layout=None)
         pools.append(pool)
         placed.update({m: (pool, s) for m, s in where.items()})
@@ -218,6 +259,10 @@ def patch_tile(func: tirx.PrimFunc, tiles_h: Tiles, tiles_w: Tiles, layout: str 
         idx = list(indices)
         idx[axes[0]] = idx[axes[0]] - _table(ph, list(s.lo[0]), idx_dtype)
         idx[axes[1]] = idx[axes[1]] - _table(pw, list(s.lo[1]), idx_dtype)
+        if streamed is not None and m.same_as(streamed):  # NHWC, batch 1: rows of this window's width
+            width = _table(pw, [b - a for a, b in cols[m]], idx_dtype)
+            channels = c(s.shape[3])
+            return c(s.offset) + (idx[1] * width + idx[2]) * channels + idx[3]
         linear = c(s.offset)
         stride = 1
         for d in reversed(range(len(idx))):
@@ -269,6 +314,16 @@ def patch_tile(func: tirx.PrimFunc, tiles_h: Tiles, tiles_w: Tiles, layout: str 
                 nest.stmt, [(TensorLoad, on_load), (BufferStore, on_store), (TensorRegion, on_region), (For, on_for)]
             )
         )
+    if streamed is not None:  # each patch first reads its input window
+        pool, s = placed[streamed]
+        y0 = _table(ph, [a for a, _ in rows[streamed]], idx_dtype)
+        x0 = _table(pw, [a for a, _ in cols[streamed]], idx_dtype)
+        h = _table(ph, [b - a for a, b in rows[streamed]], idx_dtype)
+        w = _table(pw, [b - a for a, b in cols[streamed]], idx_dtype)
+        n = s.shape[1] * s.shape[2] * s.shape[3]
+        dst = pool.access_ptr("w", offset=c(s.offset), extent=c(n))
+        read = tirx.call_extern("int32", STREAM_READ, dst, y0, x0, h, w)
+        tiled.insert(0, tirx.Evaluate(read))
     nh, nw = len(tiles_h), len(tiles_w)
     body = For(
         ph,
@@ -280,8 +335,10 @@ def patch_tile(func: tirx.PrimFunc, tiles_h: Tiles, tiles_w: Tiles, layout: str 
     kept = [b for b in allocs if b not in placed]
     new_root = SBlock([], [], [], root.name_hint, body, None, pools + kept, list(root.match_buffers), root.annotations)
     pool_bytes = sum(_int(p.shape[0]) * (tvm.DataType(str(p.dtype)).bits // 8) for p in pools)
+    streamed_attr = {"patch_input_streamed": True} if streamed is not None else {}
     return func.with_body(SBlockRealize([], True, new_root)).with_attrs(
         {
+            **streamed_attr,
             "patch_tiled": True,
             "patch_scratch_bytes": pool_bytes,
             # per nest, per row (column) tile: the [lo, hi) of its map it computes
@@ -308,7 +365,8 @@ def patch_tile_from_attrs(func: tirx.PrimFunc) -> tirx.PrimFunc:
     else:
         grid = tuple(int(g) for g in attrs["patch_grid"]) if "patch_grid" in attrs else (2, 2)
         tiles_h, tiles_w = _tiles(func, axes[0], grid[0]), _tiles(func, axes[1], grid[1])
-    return patch_tile(func, tiles_h, tiles_w, layout)
+    stream = str(attrs["patch_stream_input"]) if "patch_stream_input" in attrs else None
+    return patch_tile(func, tiles_h, tiles_w, layout, stream)
 
 
 @tvm.transform.module_pass(opt_level=0, name="PatchTIR")

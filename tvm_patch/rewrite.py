@@ -37,13 +37,14 @@ class Lowered:
     refusal: str | None  # why the patch pass left the model per layer
 
 
-def build_stage(program: Program, layers: list[Layer], plan: PatchPlan) -> Program:
-    """The program with its first K calls replaced by one call of the tiled stage kernel."""
+def build_stage(program: Program, layers: list[Layer], plan: PatchPlan, stream_input: bool = False) -> Program:
+    """The program with its first K calls replaced by one call of the tiled stage kernel;
+    `stream_input`: the kernel reads the model input window by window (tvmp_stream_read)."""
     layout = stage_layout(layers, list(plan.stage))
-    fuse = FuseStage(len(plan.stage), plan.tiles_h, plan.tiles_w, layout)
+    fuse = FuseStage(len(plan.stage), plan.tiles_h, plan.tiles_w, layout, stream_input)
     built = read_program(PatchTIR()(fuse(program.lowered)), program.grouped)
     windows = plan_windows(layers, plan)
-    scratch, _ = stage_scratch(program.graph, layers, plan, windows)
+    scratch, _ = stage_scratch(program.graph, layers, plan, windows, stream_input)
     pool = int(built.kernels[STAGE_KERNEL].attrs["patch_scratch_bytes"])  # the built kernel's own
     return replace(built, fused=program.fused, stage=StageInfo(plan, layout, windows, scratch, pool))
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import tvm
+import tvm_ffi
 from tvm import te
 from tvm.script import ir as I
 from tvm.script import tirx as T
@@ -174,3 +175,56 @@ class TwoOutputs:
 def test_refuses_what_it_cannot_tile_with_the_reason():
     with pytest.raises(PatchTIRError, match="writes 2 outputs"):
         PatchTIR()(TwoOutputs)
+
+
+def streamed_chain() -> tvm.IRModule:
+    mod = conv_chain()
+    return tvm.IRModule({"chain": mod["chain"].with_attr("patch_stream_input", "x")})
+
+
+def test_streamed_input_is_read_once_per_patch_into_the_pool():
+    """patch_stream_input: the input map is a pool region of its largest window (10x10x4
+    floats next to conv1's 9x9x8), filled at the start of each patch by tvmp_stream_read
+    (y0, x0, h, w of the patch's input window); nothing loads from the parameter x."""
+    func = PatchTIR(all_funcs=True)(streamed_chain())["chain"]
+    text = func.script()
+    assert "for ph, pw in T.grid(2, 2):" in text
+    body = text.split("for ph, pw in T.grid(2, 2):", 1)[1]
+    first = body.strip().splitlines()[0]
+    assert '"tvmp_stream_read"' in first and first.endswith("ph * 6, pw * 6, 10, 10)")
+    assert text.count('"tvmp_stream_read"') == 1  # one call, inside the patch loops: once per patch
+    assert "x[" not in body  # no load (nor region) of the input parameter
+    assert bool(func.attrs["patch_input_streamed"])
+    assert int(func.attrs["patch_scratch_bytes"]) == (9 * 9 * 8 + 10 * 10 * 4) * 4
+
+
+def test_streamed_input_computes_the_same():
+    """The stream read replaced by the copy it stands for (rows of the window's width, NHWC),
+    built with LLVM: the same output as the function computed whole."""
+    func = PatchTIR(all_funcs=True)(streamed_chain())["chain"]
+    pool = func.body.block.alloc_buffers[0]
+    x = func.params[0]
+
+    def copy(ev):
+        call = ev.value
+        if not (isinstance(call, tvm.ir.expr.Call) and "tvmp_stream_read" in str(call.args[0])):
+            return ev
+        ptr, y0, x0, h, w = call.args[1:]
+        offset = ptr.args[2]
+        r, q, ch = (tvm.tirx.Var(n, "int32") for n in ("r", "q", "ch"))
+        store = tvm.tirx.stmt.BufferStore(
+            pool, tvm.tirx.BufferLoad(x, [0, y0 + r, x0 + q, ch]), [offset + (r * w + q) * 4 + ch]
+        )
+        loops = tvm.tirx.stmt.For(ch, 0, 4, tvm.tirx.ForKind.SERIAL, store)
+        loops = tvm.tirx.stmt.For(q, 0, w, tvm.tirx.ForKind.SERIAL, loops)
+        return tvm.tirx.stmt.For(r, 0, h, tvm.tirx.ForKind.SERIAL, loops)
+
+    copied = func.with_body(tvm_ffi.structural_map(func.body, [(tvm.tirx.Evaluate, copy)]))
+    mod = tvm.IRModule({"chain": copied})
+    np.testing.assert_allclose(run(mod), run(conv_chain()), rtol=1e-5, atol=1e-5)
+
+
+def test_streaming_refuses_an_nchw_stage():
+    func = conv_chain()["chain"]
+    with pytest.raises(PatchTIRError, match="cannot stream the input of a NCHW stage"):
+        patch_tile(schedule_kernel(func), [(0, 8), (8, 16)], [(0, 16)], "NCHW", stream_input="x")

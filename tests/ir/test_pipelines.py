@@ -85,3 +85,23 @@ def test_tir_windows_and_pool_are_the_planners(tmp_path):
         ]
         assert [list(c) for c in cols] == [[windows[t][layer][1].x0, windows[t][layer][1].x1] for t in range(nw)]
     assert built.stage.pool_bytes == stage_scratch(program.graph, layers, plan, windows)[1]
+
+
+def test_streamed_input_pool_is_the_planners():
+    """Issue 12 (streamed input): with the model input streamed, the stage kernel's pool also
+    holds the input's largest window; the planner's prediction (stage_scratch with
+    stream_input) equals the built kernel's pool, on VWW int8."""
+    from tests.conftest import mlperf_model
+
+    program = lower_to_program(load_model(mlperf_model("vww_96_int8.tflite")).mod)
+    layers = layer_graph(program.grouped)
+    plan = PatchPlan(tuple(range(8)), ((0, 6), (6, 12)), ((0, 5), (5, 12)))  # unequal columns
+    windows = plan_windows(layers, plan)
+    counted = build_stage(program, layers, plan)
+    built = build_stage(program, layers, plan, stream_input=True)
+    func = built.kernels["patch_stage"]
+    assert bool(func.attrs["patch_input_streamed"])
+    assert "tvmp_stream_read" in func.script()
+    predicted = stage_scratch(program.graph, layers, plan, windows, stream_input=True)[1]
+    assert built.stage.pool_bytes == predicted
+    assert predicted >= counted.stage.pool_bytes  # the input window (live at layer 0 only) shares bytes here

@@ -54,18 +54,28 @@ def plan_windows(layers: list[Layer], plan: PatchPlan) -> tuple[dict[int, tuple[
 
 
 def stage_scratch(
-    graph: Graph, layers: list[Layer], plan: PatchPlan, windows: tuple[dict, ...]
+    graph: Graph, layers: list[Layer], plan: PatchPlan, windows: tuple[dict, ...], stream_input: bool = False
 ) -> tuple[dict[int, int], int]:
     """(layer -> bytes of its scratch, pool bytes) for the stage's windows (scratch_pools)."""
     extents = {
         i: (max(win[i][1].height for win in windows), max(win[i][1].width for win in windows)) for i in plan.stage
     }
-    scratch, pools = scratch_pools(graph, layers, plan.stage, extents)
+    first = plan.stage[0]
+    input_extent = (
+        (max(win[first][0].height for win in windows), max(win[first][0].width for win in windows))
+        if stream_input
+        else None
+    )
+    scratch, pools = scratch_pools(graph, layers, plan.stage, extents, input_extent)
     return scratch, sum(pools.values())
 
 
 def scratch_pools(
-    graph: Graph, layers: list[Layer], stage: tuple[int, ...], extents: dict[int, tuple[int, int]]
+    graph: Graph,
+    layers: list[Layer],
+    stage: tuple[int, ...],
+    extents: dict[int, tuple[int, int]],
+    input_extent: tuple[int, int] | None = None,
 ) -> tuple[dict[int, int], dict[str, int]]:
     """(layer -> bytes of its scratch, dtype -> bytes of its pool), given each stage layer's
     largest output window (height, width): each stage layer but the last keeps its output in
@@ -82,6 +92,14 @@ def scratch_pools(
         scratch[i] = extents[i][0] * extents[i][1] * per_pixel
         readers = [pos[layers[j].name] for j in stage if layers[i].name in layers[j].inputs]
         by_dtype.setdefault(full.dtype, []).append(Buffer(str(i), scratch[i], k, max(readers, default=k)))
+    if input_extent is not None:  # a streamed input: its largest window, from the first nest (PatchTIR's last region)
+        inp = graph.tensors[graph.inputs[0]]
+        n, h, w, c = inp.shape  # NHWC (PatchTIR refuses the rest)
+        nbytes = input_extent[0] * input_extent[1] * c * (inp.nbytes // (n * h * w * c))
+        readers = [k for k, i in enumerate(stage) if graph.inputs[0] in graph.calls[i].inputs]
+        same = by_dtype.setdefault(inp.dtype, [])
+        key = str(len(same)) if str(len(same)) not in {b.key for b in same} else "input"  # PatchTIR: its position
+        same.append(Buffer(key, nbytes, 0, max(readers)))
     pools = {dtype: plan_arena(b, alignment=ALIGNMENT).size for dtype, b in sorted(by_dtype.items())}
     return scratch, pools
 
