@@ -89,25 +89,24 @@ def exp_on_negative_values(a: ArrayLike, integer_bits: int) -> np.ndarray:
     return np.where(a == 0, INT32_MAX, result)
 
 
-def one_over_one_plus_x_for_x_in_0_1(a: ArrayLike) -> np.ndarray:
-    """1 / (1 + a) for a in [0, 1) (Q0.31 in and out): Newton-Raphson in Q2.29."""
+def _half_reciprocal_q2(a: ArrayLike) -> np.ndarray:
+    """2 / (1 + a) in Q2.29 (gemmlowp divides by the half denominator): three
+    Newton-Raphson steps from 48/17 - 32/17 * d."""
     half_denominator = _rounding_half_sum(a, INT32_MAX)
     x = wrap32(1515870810 + srdhm(half_denominator, -1010580540))
-    one_q2 = 1 << 29
     for _ in range(3):
-        t = wrap32(one_q2 - srdhm(half_denominator, x))
+        t = wrap32((1 << 29) - srdhm(half_denominator, x))
         x = wrap32(x + _sat_shift_left(srdhm(x, t), 2))
-    return _sat_shift_left(x, 1)
+    return x
+
+
+def one_over_one_plus_x_for_x_in_0_1(a: ArrayLike) -> np.ndarray:
+    """1 / (1 + a) for a in [0, 1) (Q0.31 in and out): Newton-Raphson in Q2.29."""
+    return _sat_shift_left(_half_reciprocal_q2(a), 1)
 
 
 def _one_minus_x_over_one_plus_x_for_x_in_0_1(a: ArrayLike) -> np.ndarray:
-    half_denominator = _rounding_half_sum(a, INT32_MAX)
-    x = wrap32(1515870810 + srdhm(half_denominator, -1010580540))
-    one_q2 = 1 << 29
-    for _ in range(3):
-        t = wrap32(one_q2 - srdhm(half_denominator, x))
-        x = wrap32(x + _sat_shift_left(srdhm(x, t), 2))
-    return _sat_shift_left(wrap32(x - one_q2), 2)
+    return _sat_shift_left(wrap32(_half_reciprocal_q2(a) - (1 << 29)), 2)
 
 
 def logistic_fixed(a: ArrayLike, integer_bits: int) -> np.ndarray:
