@@ -32,7 +32,7 @@ def main() -> int:
     builds = {
         "per-layer": CompileOptions(target="cortex-m4"),
         "patch, input excluded": CompileOptions(
-            target="cortex-m4", schedule="patch", patch=PatchOptions(exclude_input=True)
+            target="cortex-m4", schedule="patch", patch=PatchOptions(stream_input=True)
         ),
     }
     rows, outputs = [], []

@@ -24,8 +24,8 @@ sys.path.insert(0, str(REPO))  # tests.models (the zoo) and tests.reference live
 VWW = REPO.parent / "shared" / "models" / "mlperf_tiny" / "vww_96_int8.tflite"
 
 
-def options(target: str, schedule: str = "layer", exclude_input: bool = False):
-    return CompileOptions(target=target, schedule=schedule, patch=PatchOptions(exclude_input=exclude_input))
+def options(target: str, schedule: str = "layer", stream_input: bool = False):
+    return CompileOptions(target=target, schedule=schedule, patch=PatchOptions(stream_input=stream_input))
 
 
 def main() -> int:
@@ -48,7 +48,7 @@ def main() -> int:
         for label, model, target in cases:
             variants = [
                 ("per-layer", {}),
-                ("patch, input excluded", {"schedule": "patch", "exclude_input": True}),  # MCUNetV2's count
+                ("patch, input excluded", {"schedule": "patch", "stream_input": True}),  # MCUNetV2's count
                 ("patch, input counted", {"schedule": "patch"}),
             ]
             base = None

@@ -49,14 +49,14 @@ def main() -> int:
             program = lower_to_program(load_model(path).mod)
             layers = layer_graph(program.grouped)
             total = sum(layer.macs for layer in layers)
-            for exclude_input in (False, True):
-                options = CompileOptions(schedule="patch", patch=PatchOptions(exclude_input=exclude_input))
+            for stream_input in (False, True):
+                options = CompileOptions(schedule="patch", patch=PatchOptions(stream_input=stream_input))
                 best = math.inf
                 for _ in range(args.repeat):
                     start = time.perf_counter()
                     choice = choose_plan(program.graph, layers, options)
                     best = min(best, time.perf_counter() - start)
-                mode = "input excluded" if exclude_input else "input counted"
+                mode = "input excluded" if stream_input else "input counted"
                 plan = f"{len(choice.plan.stage)} layers, {choice.plan.grid[0]}x{choice.plan.grid[1]}"
                 rows.append([
                     label, mode, f"{choice.considered:,}", f"{choice.laid_out}", f"{len(choice.front)}", plan,

@@ -30,7 +30,7 @@ import numpy as np
 import tvm
 from tvm import relax, te, tirx
 
-from tvm_patch_core.graph import Call, Graph, Tensor, TensorKind
+from tvm_patch_core.graph import Call, Tensor, TensorKind
 from tvm_patch_core.stage import STAGE_KERNEL
 
 from ..lower import Program
@@ -292,7 +292,7 @@ def use_dsp_kernels(program: Program, keep: frozenset[str] = frozenset()) -> Pro
         kernels[gv] = new if noalias else new.with_attr("tirx.noalias", False)
     used = {t for c in calls for t in (*c.inputs, *c.outputs)} | set(graph.inputs) | set(graph.outputs)
     tensors = {k: v for k, v in tensors.items() if v.kind is not TensorKind.WEIGHT or k in used}
-    new_graph = Graph(tensors, tuple(calls), graph.inputs, graph.outputs, graph.inplace, graph.temps)
+    new_graph = replace(graph, tensors=tensors, calls=tuple(calls))
     return replace(program, graph=new_graph, kernels=tvm.IRModule(kernels))
 
 

@@ -23,9 +23,11 @@ attributes `patch_tiles_h` / `patch_tiles_w` (tile bounds on the output, may be 
    window (all channels), live from the first nest to its last reader; its loads become pool
    loads shifted by the window origin, and each patch starts with
    `tvmp_stream_read(region, y0, x0, h, w)`, which fills the region with rows [y0, y0+h) x
-   columns [x0, x0+w) of the input, NHWC, h*w*C elements back to back (row stride w*C: the
-   pool's indexing uses the patch's own window width). So nothing reads the parameter and
-   the full input never needs to be in memory. NHWC with batch 1 only.
+   columns [x0, x0+w) of the input in the stage's layout, h*w*C elements back to back (NHWC:
+   h rows of w pixels of C channels; NCHW: C planes of h rows of w; the pool's indexing uses
+   the patch's own window height and width). A nonzero return stops the kernel with an
+   error (an assertion, so both call conventions report it). So nothing reads the parameter
+   and the full input never needs to be in memory. Batch 1 only.
 
 Anything that does not fit this shape raises PatchTIRError with the reason; callers leave
 such a stage per layer and say so.
@@ -43,6 +45,7 @@ from tvm import s_tir, tirx
 from tvm.ir.expr import TensorLoad, TensorRegion, Var
 from tvm.s_tir import SBlock, SBlockRealize
 from tvm.sym import Analyzer, IntervalSet
+from tvm.tirx import _ffi_api as _tirx_ffi
 from tvm.tirx.stmt import BufferStore, For, SeqStmt
 
 from tvm_patch_core.arena import ALIGNMENT, Buffer, plan_arena
@@ -53,6 +56,7 @@ from .inline_kernels import map_prim_funcs, schedule_kernel
 
 AXES = {"NHWC": (1, 2), "NCHW": (2, 3)}
 STREAM_READ = "tvmp_stream_read"  # int32 (void* dst, int32 y0, int32 x0, int32 h, int32 w)
+STREAM_FAILED = "the input provider failed"  # the runtime appends its cause (tvmp_runtime.c)
 Tiles = Sequence[tuple[int, int]]  # [lo, hi) per tile along one axis of the output
 
 
@@ -176,17 +180,15 @@ def _plan_pool(
     return placed, plan.size // elem
 
 
-def _stream_param(func: tirx.PrimFunc, name: str | None, maps: dict, nests: list[Nest], layout: str) -> object:
-    """The parameter `name` (the model input to stream), checked: a 4-D NHWC map of batch 1
-    that the stage only reads."""
+def _stream_param(func: tirx.PrimFunc, name: str | None, maps: dict, nests: list[Nest]) -> object:
+    """The parameter `name` (the model input to stream), checked: a 4-D map of batch 1 that
+    the stage only reads."""
     if name is None:
         return None
     found = [p for p in func.params if p in maps and p.name == name]
     if len(found) != 1:
         raise PatchTIRError(f"patch_stream_input {name!r}: the stage has no 4-D input parameter of that name")
     param = found[0]
-    if layout != "NHWC":
-        raise PatchTIRError(f"cannot stream the input of a {layout} stage: streamed input windows are NHWC rows")
     if _int(maps[param][0]) != 1:
         raise PatchTIRError(f"cannot stream an input of batch {_int(maps[param][0])}: streaming reads batch 1")
     if any(n.out.same_as(param) for n in nests):
@@ -224,7 +226,7 @@ def patch_tile(
     }
     stmts = _flatten(root.body)
     nests = [_nest(s, maps, axes, i) for i, s in enumerate(stmts)]
-    streamed = _stream_param(func, stream_input, maps, nests, layout)
+    streamed = _stream_param(func, stream_input, maps, nests)
     outs = [p for p in func.params if any(n.out.same_as(p) for n in nests)]
     if len(outs) != 1:
         raise PatchTIRError(f"the stage writes {len(outs)} outputs; it must write one")
@@ -259,10 +261,12 @@ def patch_tile(
         idx = list(indices)
         idx[axes[0]] = idx[axes[0]] - _table(ph, list(s.lo[0]), idx_dtype)
         idx[axes[1]] = idx[axes[1]] - _table(pw, list(s.lo[1]), idx_dtype)
-        if streamed is not None and m.same_as(streamed):  # NHWC, batch 1: rows of this window's width
+        if streamed is not None and m.same_as(streamed):  # batch 1, packed at this window's own size
+            height = _table(ph, [b - a for a, b in rows[m]], idx_dtype)
             width = _table(pw, [b - a for a, b in cols[m]], idx_dtype)
-            channels = c(s.shape[3])
-            return c(s.offset) + (idx[1] * width + idx[2]) * channels + idx[3]
+            if layout == "NHWC":
+                return c(s.offset) + (idx[1] * width + idx[2]) * c(s.shape[3]) + idx[3]
+            return c(s.offset) + (idx[1] * height + idx[2]) * width + idx[3]
         linear = c(s.offset)
         stride = 1
         for d in reversed(range(len(idx))):
@@ -323,7 +327,7 @@ def patch_tile(
         n = s.shape[1] * s.shape[2] * s.shape[3]
         dst = pool.access_ptr("w", offset=c(s.offset), extent=c(n))
         read = tirx.call_extern("int32", STREAM_READ, dst, y0, x0, h, w)
-        tiled.insert(0, tirx.Evaluate(read))
+        tiled.insert(0, _assert(read == tirx.const(0, "int32"), "RuntimeError", STREAM_FAILED))
     nh, nw = len(tiles_h), len(tiles_w)
     body = For(
         ph,
@@ -346,6 +350,13 @@ def patch_tile(
             "patch_cols": [[list(w) for w in cols[n.out]] for n in nests],
         }
     )
+
+
+def _assert(condition: tirx.PrimExpr, kind: str, message: str) -> tirx.Stmt:
+    """AssertStmt(kind, condition, [message]). Built through the FFI constructor, whose order
+    is (condition, kind, parts): apache-tvm 0.27's Python AssertStmt.__init__ passes its
+    arguments as (kind, condition, parts) and is refused."""
+    return _tirx_ffi.AssertStmt(condition, tvm.ir.StringImm(kind), [tvm.ir.StringImm(message)], None)
 
 
 def _tiles(func: tirx.PrimFunc, axis: int, n: int) -> list[tuple[int, int]]:

@@ -156,11 +156,37 @@ def _header(graph: Graph, name: str, input_labels: Sequence[str], output_labels:
             lines.append(
                 f"#define TVMGEN_{up}_{kind}{i}_BYTES {ten.nbytes} /* {label}: {ten.dtype}{list(ten.shape)} */"
             )
+    geometry = stream_geometry(graph)
+    if geometry is None:
+        lines += [
+            "",
+            "/* Runs the model. inputs[i]/outputs[i] may be the arena slots below (no copy) or any",
+            "   buffers of the sizes above (copied in and out). Returns 0, or the failing kernel's",
+            "   error code (message: tvmp_last_error()). */",
+        ]
+    else:
+        lines[4:4] = ['#include "tvmp_runtime.h" /* tvmp_input_provider */']
+        lines += [
+            "",
+            f"/* Input 0 is streamed: the patch stage reads it window by window ({geometry.layout}, "
+            f"{geometry.height}x{geometry.width}, {geometry.channels} channels),",
+            "   so the arena holds none of it. */",
+            f"#define TVMGEN_{up}_INPUT0_STREAMED 1",
+            f"#define TVMGEN_{up}_INPUT0_NCHW {int(geometry.layout == 'NCHW')}",
+            f"#define TVMGEN_{up}_INPUT0_HEIGHT {geometry.height}",
+            f"#define TVMGEN_{up}_INPUT0_WIDTH {geometry.width}",
+            f"#define TVMGEN_{up}_INPUT0_CHANNELS {geometry.channels}",
+            f"#define TVMGEN_{up}_INPUT0_ELEMENT_BYTES {geometry.element_bytes}",
+            "",
+            "/* Runs the model, asking `provider` (tvmp_runtime.h) for each patch's input window.",
+            "   Returns 0, or the failing kernel's error code (message: tvmp_last_error()). */",
+            f"int32_t tvmgen_{name}_run_streamed(tvmp_input_provider provider, void* ctx, void* const* outputs);",
+            "",
+            "/* The same with the whole input in memory (RAM or flash): inputs[0] is read window by",
+            "   window, never copied into the arena; tvmgen_input(0) is NULL. outputs[i] may be the",
+            "   arena slots below (no copy) or any buffers of the sizes above (copied out). */",
+        ]
     lines += [
-        "",
-        "/* Runs the model. inputs[i]/outputs[i] may be the arena slots below (no copy) or any",
-        "   buffers of the sizes above (copied in and out). Returns 0, or the failing kernel's",
-        "   error code (message: tvmp_last_error()). */",
         f"int32_t tvmgen_{name}_run(const void* const* inputs, void* const* outputs);",
         f"void* tvmgen_{name}_input(int32_t i);",
         f"void* tvmgen_{name}_output(int32_t i);",
@@ -169,6 +195,33 @@ def _header(graph: Graph, name: str, input_labels: Sequence[str], output_labels:
         "",
     ]
     return "\n".join(lines)
+
+
+@dataclass(frozen=True)
+class StreamGeometry:
+    """The streamed input as providers see it (tvmp_runtime.h)."""
+
+    layout: str  # NHWC or NCHW
+    height: int
+    width: int
+    channels: int
+    element_bytes: int
+
+    @property
+    def row_bytes(self) -> int:
+        """Bytes of one input row of one plane (NCHW) or of all channels (NHWC)."""
+        return self.width * self.element_bytes * (self.channels if self.layout == "NHWC" else 1)
+
+
+def stream_geometry(graph: Graph) -> StreamGeometry | None:
+    """The model's streamed input, or None when its inputs are in the arena."""
+    streamed = [t for t in graph.inputs if graph.tensors[t].kind is TensorKind.STREAMED]
+    if not streamed:
+        return None
+    t = graph.tensors[streamed[0]]
+    _, a, b, c = t.shape  # batch 1 (patch_planner.stream_refusal)
+    h, w, ch = (a, b, c) if graph.stream_layout == "NHWC" else (b, c, a)
+    return StreamGeometry(graph.stream_layout, h, w, ch, t.nbytes // (h * w * ch))
 
 
 def _glue(graph: Graph, name: str) -> str:
@@ -185,9 +238,25 @@ static const uint32_t tvmp_input_bytes[TVMP_NUM_INPUTS] = {{{ins}}};
 static const uint32_t tvmp_output_bytes[TVMP_NUM_OUTPUTS] = {{{outs}}};
 int32_t tvmp_model_run(const void* const* inputs, void* const* outputs);
 void* tvmp_model_input(int32_t i);
-void* tvmp_model_output(int32_t i);
+void* tvmp_model_output(int32_t i);{_stream_glue(graph)}
 #endif /* TVMP_MODEL_H_ */
 """
+
+
+def _stream_glue(graph: Graph) -> str:
+    """The streamed input's geometry, for the harness's file provider (tvmp_main.c)."""
+    g = stream_geometry(graph)
+    if g is None:
+        return ""
+    return f"""
+#include "tvmp_runtime.h"
+#define TVMP_INPUT_STREAMED 1
+#define TVMP_STREAM_NCHW {int(g.layout == "NCHW")}
+#define TVMP_STREAM_HEIGHT {g.height}
+#define TVMP_STREAM_WIDTH {g.width}
+#define TVMP_STREAM_CHANNELS {g.channels}
+#define TVMP_STREAM_ELEMENT_BYTES {g.element_bytes}
+int32_t tvmp_model_run_streamed(tvmp_input_provider provider, void* ctx, void* const* outputs);"""
 
 
 def _weights(graph: Graph, name: str) -> str:
@@ -229,9 +298,22 @@ def _source(
         "",
     ]
     out += _direct_decls(graph, plan, name, signatures) if direct else _packed_decls(graph, plan, name)
-    out += [
+    steps = []
+    for i, call in enumerate(graph.calls):
+        ws = workspace.get(i, 0)
+        ws_off = plan.offset(Workspace(i)) if ws else 0
+        steps += _direct_call(i, call, ws_off, ws) if direct else _packed_call(i, call, ws_off, ws)
+    geometry = stream_geometry(graph)
+    out += _run(graph, plan, name, steps) if geometry is None else _run_streamed(graph, plan, name, steps, geometry)
+    return "\n".join(out)
+
+
+def _io_tables(graph: Graph, plan: ArenaPlan, name: str) -> list[str]:
+    slots = ", ".join("0" if t.kind is TensorKind.STREAMED else f"tvmp_arena + {plan.offset(t.name)}"
+                      for t in map(graph.tensor, graph.inputs))  # fmt: skip
+    return [
         "",
-        f"static void* const input_slots[] = {{{', '.join(f'tvmp_arena + {plan.offset(t)}' for t in graph.inputs)}}};",
+        f"static void* const input_slots[] = {{{slots}}};",
         f"static void* const output_slots[] = {{{', '.join(f'tvmp_arena + {plan.offset(t)}' for t in graph.outputs)}}};",  # noqa: E501
         f"static const uint32_t input_bytes[] = {{{', '.join(str(graph.tensors[t].nbytes) for t in graph.inputs)}}};",
         f"static const uint32_t output_bytes[] = {{{', '.join(str(graph.tensors[t].nbytes) for t in graph.outputs)}}};",
@@ -239,24 +321,22 @@ def _source(
         f"void* tvmgen_{name}_input(int32_t i) {{ return input_slots[i]; }}",
         f"void* tvmgen_{name}_output(int32_t i) {{ return output_slots[i]; }}",
         "",
-        f"int32_t tvmgen_{name}_run(const void* const* inputs, void* const* outputs) {{",
-        "  int32_t rc;",
-        "  tvmp_runtime_init();",
-        f"  for (int32_t i = 0; i < {len(graph.inputs)}; ++i) {{",
-        "    if (inputs[i] != input_slots[i]) memcpy(input_slots[i], inputs[i], input_bytes[i]);",
-        "  }",
     ]
-    for i, call in enumerate(graph.calls):
-        ws = workspace.get(i, 0)
-        ws_off = plan.offset(Workspace(i)) if ws else 0
-        out += _direct_call(i, call, ws_off, ws) if direct else _packed_call(i, call, ws_off, ws)
-    out += [
+
+
+def _copy_out(graph: Graph) -> list[str]:
+    return [
         f"  for (int32_t i = 0; i < {len(graph.outputs)}; ++i) {{",
         "    if (outputs[i] != output_slots[i]) memcpy(outputs[i], output_slots[i], output_bytes[i]);",
         "  }",
         "  return 0;",
         "}",
         "",
+    ]
+
+
+def _harness_names(name: str) -> list[str]:
+    return [
         "/* The names the runtime harness calls. */",
         "int32_t tvmp_model_run(const void* const* inputs, void* const* outputs) {",
         f"  return tvmgen_{name}_run(inputs, outputs);",
@@ -265,7 +345,76 @@ def _source(
         f"void* tvmp_model_output(int32_t i) {{ return tvmgen_{name}_output(i); }}",
         "",
     ]
-    return "\n".join(out)
+
+
+def _run(graph: Graph, plan: ArenaPlan, name: str, steps: list[str]) -> list[str]:
+    """tvmgen_<name>_run: inputs copied into their slots, the calls, outputs copied out."""
+    return [
+        *_io_tables(graph, plan, name),
+        f"int32_t tvmgen_{name}_run(const void* const* inputs, void* const* outputs) {{",
+        "  int32_t rc;",
+        "  tvmp_runtime_init();",
+        f"  for (int32_t i = 0; i < {len(graph.inputs)}; ++i) {{",
+        "    if (inputs[i] != input_slots[i]) memcpy(input_slots[i], inputs[i], input_bytes[i]);",
+        "  }",
+        *steps,
+        *_copy_out(graph),
+        *_harness_names(name),
+    ]
+
+
+def _run_streamed(graph: Graph, plan: ArenaPlan, name: str, steps: list[str], g: StreamGeometry) -> list[str]:
+    """tvmgen_<name>_run_streamed (the caller's provider), and tvmgen_<name>_run over a whole
+    input in memory (windows copied out of it by `read_whole_input`)."""
+    if g.layout == "NHWC":  # h rows of w pixels, each row contiguous in the input
+        copy = [
+            "  for (int32_t y = 0; y < h; ++y, out += row) {",
+            f"    memcpy(out, in + ((uint32_t)(y0 + y) * {g.width}u + (uint32_t)x0) * {g.row_bytes // g.width}u, row);",
+            "  }",
+        ]
+    else:  # C planes of h rows of w
+        copy = [
+            f"  for (uint32_t c = 0; c < {g.channels}u; ++c) {{",
+            "    for (int32_t y = 0; y < h; ++y, out += row) {",
+            f"      memcpy(out, in + ((c * {g.height}u + (uint32_t)(y0 + y)) * {g.width}u + (uint32_t)x0) * "
+            f"{g.element_bytes}u, row);",
+            "    }",
+            "  }",
+        ]
+    return [
+        *_io_tables(graph, plan, name),
+        "static int32_t run_calls(void) {",
+        "  int32_t rc;",
+        *steps,
+        "  return 0;",
+        "}",
+        "",
+        f"int32_t tvmgen_{name}_run_streamed(tvmp_input_provider provider, void* ctx, void* const* outputs) {{",
+        "  tvmp_runtime_init();",
+        "  tvmp_stream_set(provider, ctx);",
+        "  int32_t rc = run_calls();",
+        "  tvmp_stream_set(0, 0);",
+        "  if (rc != 0) return rc;",
+        *_copy_out(graph),
+        "/* The provider of a whole input in memory: each window's rows copied out of it. */",
+        "static int32_t read_whole_input(void* ctx, void* dst, int32_t y0, int32_t x0, int32_t h, int32_t w) {",
+        "  const uint8_t* in = (const uint8_t*)ctx;",
+        "  uint8_t* out = (uint8_t*)dst;",
+        f"  const uint32_t row = (uint32_t)w * {g.row_bytes // g.width}u;",
+        *copy,
+        "  return 0;",
+        "}",
+        "",
+        f"int32_t tvmgen_{name}_run(const void* const* inputs, void* const* outputs) {{",
+        f"  return tvmgen_{name}_run_streamed(read_whole_input, (void*)inputs[0], outputs);",
+        "}",
+        "",
+        *_harness_names(name),
+        "int32_t tvmp_model_run_streamed(tvmp_input_provider provider, void* ctx, void* const* outputs) {",
+        f"  return tvmgen_{name}_run_streamed(provider, ctx, outputs);",
+        "}",
+        "",
+    ]
 
 
 def _weight_externs(graph: Graph, name: str) -> list[str]:
@@ -280,6 +429,8 @@ def _placement(t: Tensor, plan: ArenaPlan, name: str) -> tuple[str, str]:
     """(where the data is as a C expression, the same in a comment)."""
     if t.kind is TensorKind.WEIGHT:
         return f"tvmgen_{name}_{t.name}", "flash"
+    if t.kind is TensorKind.STREAMED:
+        return "0", "streamed: the stage reads it window by window"
     return f"tvmp_arena + {plan.offset(t.name)}", f"arena[{plan.offset(t.name)}..+{t.nbytes}]"
 
 

@@ -33,13 +33,13 @@ def compiled(tmp_path_factory):
     cache: dict = {}
 
     def get(model: Path, target: str = "cortex-m4", kernels: str = "auto", **options):
-        """`split`, `patches` and `exclude_input` go into PatchOptions, the rest as they are."""
+        """`split`, `patches` and `stream_input` go into PatchOptions, the rest as they are."""
         key = (str(model), target, kernels, tuple(sorted(options.items())))
         if key not in cache:
             patch = PatchOptions(
                 grid=options.pop("patches", None),
                 split=options.pop("split", None),
-                exclude_input=options.pop("exclude_input", False),
+                stream_input=options.pop("stream_input", False),
             )
             out = tmp_path_factory.mktemp(Path(model).stem) / f"{target}-{kernels}"
             cache[key] = compile_model(

@@ -70,7 +70,7 @@ def search_grid(
         if stage.plan.grid in costs:
             continue  # the planner's choice is one of the grids already measured
         graph, kernels = lowered.program.graph, lowered.program.kernels
-        cap = None if options.patch.exclude_input else options.sram_cap
+        cap = options.sram_cap  # the planner's arena: the input streamed or not
         with tempfile.TemporaryDirectory(prefix="tvmp-grid-") as tmp:
             try:
                 built = build_program(graph, kernels, board, backend, imported.name, Path(tmp), sram_cap=cap)

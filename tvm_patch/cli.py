@@ -39,7 +39,7 @@ def _options(args: argparse.Namespace, **extra: object) -> CompileOptions:
     patch = PatchOptions(
         grid=parse_grid(args.patches),
         split=parse_split(getattr(args, "split", None)),
-        exclude_input=getattr(args, "exclude_input", False),
+        stream_input=getattr(args, "stream_input", False),
         max_extra_macs=parse_percent(getattr(args, "max_extra_macs", None)),
     )
     return CompileOptions(
@@ -258,10 +258,13 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--patches", default="auto", help="patch grid: auto, N or NxM")
     c.add_argument("--split", default="auto", help="layers in the patch stage: auto or K")
     c.add_argument(
+        "--stream-input",
         "--exclude-input",
+        dest="stream_input",
         action="store_true",
-        help="plan patches (and --sram-cap) for the arena without the model input, as MCUNetV2 "
-        "counts; the built arena still holds the input and the report gives both",
+        help="the patch stage reads the model input window by window through a provider callback "
+        "(tvmgen_<name>_run_streamed; tvmc run reads input.bin), so the arena holds no input: "
+        "patches and --sram-cap are planned for that arena (MCUNetV2's count)",
     )
     c.add_argument(
         "--plot", metavar="PNG", help="draw bytes live per layer (per-layer vs patch, the cap) and the planner's front"

@@ -51,7 +51,7 @@ def compile_model(model_path: str | Path, out_dir: str | Path, options: CompileO
         lowered = replace(lowered, program=use_dsp_kernels(lowered.program, keep))
     backend = resolve_kernel_backend(options.kernels, board)
     labels = ([s.name for s in imported.inputs], [s.name for s in imported.outputs])
-    cap = None if options.patch.exclude_input else options.sram_cap  # else the planner applied it
+    cap = options.sram_cap  # the planner planned for this arena (the input streamed or not)
     with staged_output(out_dir) as staging:  # becomes OUT only if everything below succeeds
         program = lowered.program
         built = build_program(

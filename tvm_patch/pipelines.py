@@ -26,16 +26,16 @@ class PatchStage:
     """Plan and apply the patch stage to `main` (a model straight from the frontend).
 
     Options as `tvmc compile --pass patch`: sram_cap (bytes), split (K), patches ((nh, nw)),
-    exclude_input. A model with no possible stage is only lowered, unchanged in function."""
+    stream_input. A model with no possible stage is only lowered, unchanged in function."""
 
     def __init__(
         self,
         sram_cap: int | None = None,
         split: int | None = None,
         patches: tuple[int, int] | None = None,
-        exclude_input: bool = False,
+        stream_input: bool = False,
     ) -> None:
-        patch = PatchOptions(grid=patches, split=split, exclude_input=exclude_input)
+        patch = PatchOptions(grid=patches, split=split, stream_input=stream_input)
         self.options = CompileOptions(schedule=Schedule.PATCH, patch=patch, sram_cap=sram_cap, inplace=False)
 
     def transform_module(self, mod: tvm.IRModule, _ctx: tvm.transform.PassContext) -> tvm.IRModule:

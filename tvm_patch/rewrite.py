@@ -18,7 +18,7 @@ from tvm_patch_core.inplace_rules import choose_inplace, with_inplace
 from tvm_patch_core.layers import Layer
 from tvm_patch_core.options import CompileOptions, Schedule
 from tvm_patch_core.patch_planner import PlanChoice, choose_plan
-from tvm_patch_core.stage import STAGE_KERNEL, PatchPlan, StageInfo, plan_windows, stage_scratch
+from tvm_patch_core.stage import STAGE_KERNEL, PatchPlan, StageInfo, plan_windows, stage_scratch, streamed_graph
 from tvm_patch_core.windows import stage_layout
 
 from .layer_graph import layer_graph
@@ -46,7 +46,8 @@ def build_stage(program: Program, layers: list[Layer], plan: PatchPlan, stream_i
     windows = plan_windows(layers, plan)
     scratch, _ = stage_scratch(program.graph, layers, plan, windows, stream_input)
     pool = int(built.kernels[STAGE_KERNEL].attrs["patch_scratch_bytes"])  # the built kernel's own
-    return replace(built, fused=program.fused, stage=StageInfo(plan, layout, windows, scratch, pool))
+    graph = streamed_graph(built.graph, layout) if stream_input else built.graph  # no arena slot for the input
+    return replace(built, graph=graph, fused=program.fused, stage=StageInfo(plan, layout, windows, scratch, pool))
 
 
 def apply_inplace(program: Program, layers: list[Layer]) -> Program:
@@ -67,7 +68,8 @@ def lower_model(mod: tvm.IRModule, options: CompileOptions) -> Lowered:
     if options.schedule is Schedule.PATCH:
         try:  # split, grid and tiles under the SRAM cap, predicted without building
             choice = choose_plan(per_layer.graph, layers, options)
-            program = build_stage(per_layer, layers, choice.plan)  # FuseStage + PatchTIR: one tiled kernel
+            stream = options.patch.stream_input  # the stage reads the input window by window
+            program = build_stage(per_layer, layers, choice.plan, stream)  # FuseStage + PatchTIR: one tiled kernel
         except (NoPatchStage, PatchTIRError) as why:
             program, choice, refusal = per_layer, None, str(why)  # stays per layer; the report says why
     if options.inplace:

@@ -1,7 +1,8 @@
 """The CompileReport of a build: every memory figure read from the artifact or the planner.
 
 - peak SRAM: the ELF's `tvmp_arena` symbol; flash: the ELF's text + rodata;
-- without the input: the same arena planned with the model inputs left out (MCUNetV2's count);
+- without the input: the same arena planned with the model inputs left out (MCUNetV2's count;
+  equal to peak SRAM when the input is streamed, `input_streamed`);
 - with --pass patch, the per-layer build's arena for comparison: the per-layer graph with
   its in-place choice, planned as the build would plan it (one-channel temporaries as
   workspace).
@@ -12,7 +13,7 @@ from __future__ import annotations
 from tvm_patch_core import liveness
 from tvm_patch_core.arena import ArenaPlan
 from tvm_patch_core.boards import Board
-from tvm_patch_core.graph import Graph
+from tvm_patch_core.graph import Graph, TensorKind
 from tvm_patch_core.inplace_rules import choose_inplace, with_inplace
 from tvm_patch_core.layers import Layer
 from tvm_patch_core.options import CompileOptions, Schedule
@@ -73,6 +74,7 @@ def summarize(
             (_stage(stage, lowered.layers, choice, options),) if stage is not None and choice is not None else ()
         ),
         tuning=tuning,
+        input_streamed=any(graph.tensors[t].kind is TensorKind.STREAMED for t in graph.inputs),
     )
 
 
@@ -136,10 +138,11 @@ def _stage(stage: StageInfo, layers: list[Layer], choice: PlanChoice, options: C
             )
             for p in choice.front
         ),
-        front_excludes_input=options.patch.exclude_input,
+        front_excludes_input=options.patch.stream_input,
     )
 
 
 def _io(graph: Graph, plan: ArenaPlan, tensor: str, label: str) -> TensorReport:
     t = graph.tensors[tensor]
-    return TensorReport(label, t.name, t.shape, t.dtype, t.nbytes, plan.offset(t.name))
+    offset = None if t.kind is TensorKind.STREAMED else plan.offset(t.name)
+    return TensorReport(label, t.name, t.shape, t.dtype, t.nbytes, offset)

@@ -1,7 +1,10 @@
 /*
  * Harness: one program, the same source on the host and on Cortex-M.
  *   1. read input.bin (all inputs back to back, sizes from tvmp_input_bytes)
- *      from the current directory straight into the model's input slots;
+ *      from the current directory straight into the model's input slots; a
+ *      model that streams its input (TVMP_INPUT_STREAMED) instead reads each
+ *      window from the open file when the patch stage asks for it (lseek +
+ *      read per row: the input is never whole in memory);
  *   2. paint the stack, start the counter, run the model, stop the counter;
  *   3. write output.bin (all outputs back to back);
  *   4. print, one line each, then exit with the model's return code:
@@ -74,6 +77,7 @@ static int64_t read_full(int fd, void* dst, uint32_t n) {
   return done;
 }
 
+#ifndef TVMP_INPUT_STREAMED
 static void read_inputs(const void** inputs) {
   int fd = open("input.bin", O_RDONLY | O_BINARY);
   if (fd < 0) emit_error_and_exit("cannot open", "input.bin", 0, -1, -1);
@@ -91,6 +95,44 @@ static void read_inputs(const void** inputs) {
   }
   close(fd);
 }
+#endif
+
+#ifdef TVMP_INPUT_STREAMED
+/* The input provider: rows of the window read from input.bin where they are. */
+static int32_t read_window(void* ctx, void* dst, int32_t y0, int32_t x0, int32_t h, int32_t w) {
+  int fd = *(const int*)ctx;
+  uint8_t* out = (uint8_t*)dst;
+  const uint32_t e = TVMP_STREAM_ELEMENT_BYTES;
+#if TVMP_STREAM_NCHW
+  const uint32_t planes = TVMP_STREAM_CHANNELS, pixel = e;
+#else
+  const uint32_t planes = 1, pixel = TVMP_STREAM_CHANNELS * e;
+#endif
+  const uint32_t row = (uint32_t)w * pixel;
+  for (uint32_t c = 0; c < planes; ++c) {
+    for (int32_t y = 0; y < h; ++y, out += row) {
+      uint32_t at = ((c * TVMP_STREAM_HEIGHT + (uint32_t)(y0 + y)) * TVMP_STREAM_WIDTH + (uint32_t)x0) * pixel;
+      if (lseek(fd, (off_t)at, SEEK_SET) != (off_t)at || read_full(fd, out, row) != (int64_t)row) {
+        tvmp_set_error("input.bin: seek or read failed");
+        return -1;
+      }
+    }
+  }
+  return 0;
+}
+
+/* Open input.bin and check that it holds exactly the input. */
+static int open_streamed_input(void) {
+  int fd = open("input.bin", O_RDONLY | O_BINARY);
+  if (fd < 0) emit_error_and_exit("cannot open", "input.bin", 0, -1, -1);
+  int64_t size = (int64_t)lseek(fd, 0, SEEK_END);
+  if (size != (int64_t)tvmp_input_bytes[0]) {
+    emit_error_and_exit(size < (int64_t)tvmp_input_bytes[0] ? "too short" : "longer than the model's inputs",
+                        "input.bin", 0, tvmp_input_bytes[0], size);
+  }
+  return fd;
+}
+#endif
 
 static void write_outputs(void* const* outputs) {
   int fd = open("output.bin", O_WRONLY | O_CREAT | O_TRUNC | O_BINARY, 0644);
@@ -114,12 +156,21 @@ int main(void) {
 
   tvmp_platform_init();
   tvmp_runtime_init();
+#ifdef TVMP_INPUT_STREAMED
+  (void)inputs;
+  int fd = open_streamed_input();
+#else
   read_inputs(inputs);
+#endif
   for (uint32_t i = 0; i < TVMP_NUM_OUTPUTS; ++i) outputs[i] = tvmp_model_output((int32_t)i);
 
   tvmp_stack_paint();
   tvmp_counter_start();
+#ifdef TVMP_INPUT_STREAMED
+  int32_t rc = tvmp_model_run_streamed(read_window, &fd, outputs); /* counts the file reads too */
+#else
   int32_t rc = tvmp_model_run(inputs, outputs);
+#endif
   uint64_t count = tvmp_counter_stop();
   int32_t stack = tvmp_stack_used();
 

@@ -29,11 +29,53 @@ static struct {
 
 static char last_error[TVMP_ERROR_BYTES];
 
+static struct {
+  tvmp_input_provider provider;
+  void* ctx;
+  char cause[TVMP_ERROR_BYTES / 2]; /* why the last read failed, until the kernel reports it */
+} stream;
+
 void tvmp_runtime_init(void) {
   __TVMBackendAllocWorkspace = TVMBackendAllocWorkspace;
   __TVMBackendFreeWorkspace = TVMBackendFreeWorkspace;
   tvmp_workspace_set(0, 0);
   tvmp_clear_error();
+  tvmp_stream_set(0, 0);
+}
+
+void tvmp_stream_set(tvmp_input_provider provider, void* ctx) {
+  stream.provider = provider;
+  stream.ctx = ctx;
+  stream.cause[0] = '\0';
+}
+
+int32_t tvmp_stream_read(void* dst, int32_t y0, int32_t x0, int32_t h, int32_t w) {
+  tvmp_text t;
+  if (stream.provider == 0) {
+    tvmp_text_init(&t, stream.cause, sizeof(stream.cause));
+    tvmp_text_str(&t, "the model streams its input and no provider is set (run it with _run_streamed)");
+    return -1;
+  }
+  last_error[0] = '\0';
+  int32_t rc = stream.provider(stream.ctx, dst, y0, x0, h, w);
+  if (rc != 0) {
+    tvmp_text_init(&t, stream.cause, sizeof(stream.cause));
+    tvmp_text_str(&t, "provider returned ");
+    tvmp_text_i64(&t, rc);
+    tvmp_text_str(&t, " for rows ");
+    tvmp_text_i64(&t, y0);
+    tvmp_text_str(&t, "..");
+    tvmp_text_i64(&t, (int64_t)y0 + h);
+    tvmp_text_str(&t, ", columns ");
+    tvmp_text_i64(&t, x0);
+    tvmp_text_str(&t, "..");
+    tvmp_text_i64(&t, (int64_t)x0 + w);
+    if (last_error[0] != '\0') {
+      tvmp_text_str(&t, ": ");
+      tvmp_text_str(&t, last_error);
+    }
+  }
+  return rc;
 }
 
 void tvmp_workspace_set(void* base, uint32_t bytes) {
@@ -117,6 +159,11 @@ void TVMFFIErrorSetRaisedFromCStrParts(const char* kind, const char** message_pa
   tvmp_text_str(&t, ": ");
   for (int32_t i = 0; i < num_parts; ++i) {
     if (message_parts[i] != 0) tvmp_text_str(&t, message_parts[i]);
+  }
+  if (stream.cause[0] != '\0') { /* the kernel's assertion on tvmp_stream_read: say why */
+    tvmp_text_str(&t, ": ");
+    tvmp_text_str(&t, stream.cause);
+    stream.cause[0] = '\0';
   }
 }
 

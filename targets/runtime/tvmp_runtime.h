@@ -53,6 +53,22 @@ void tvmp_clear_error(void);
 /* Record an error message (truncated to TVMP_ERROR_BYTES - 1 characters). */
 void tvmp_set_error(const char* message);
 
+/* Streamed input (a model compiled with --stream-input): the patch stage asks for each
+ * patch's input window with tvmp_stream_read(), which calls the provider set here. A
+ * provider fills dst with rows [y0, y0 + h) x columns [x0, x0 + w) of the model input, all
+ * channels, h * w * C elements back to back in the input's layout (NHWC: h rows of w pixels
+ * of C channels; NCHW: C planes of h rows of w), and returns 0; any other value stops the
+ * run with that window in the error (tvmp_set_error() before returning adds the reason).
+ * The window is always inside the input: padding is the kernel's. */
+typedef int32_t (*tvmp_input_provider)(void* ctx, void* dst, int32_t y0, int32_t x0, int32_t h,
+                                       int32_t w);
+
+/* Make `provider` (called with `ctx`) the source of the next run's input windows. */
+void tvmp_stream_set(tvmp_input_provider provider, void* ctx);
+
+/* What the patch stage kernel calls: the provider's result (-1 if none is set). */
+int32_t tvmp_stream_read(void* dst, int32_t y0, int32_t x0, int32_t h, int32_t w);
+
 #ifdef __cplusplus
 }
 #endif

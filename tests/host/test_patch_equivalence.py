@@ -58,5 +58,5 @@ def test_planner_prediction_matches_built_arena(name, compiled):
 @pytest.mark.slow
 def test_vww_int8_exclude_input_halves_the_peak(compiled):
     """MCUNetV2's count (input image left out): the patched peak is at most half the per-layer one."""
-    report = compiled(mlperf_model("vww_96_int8.tflite"), target="host", schedule="patch", exclude_input=True).report
+    report = compiled(mlperf_model("vww_96_int8.tflite"), target="host", schedule="patch", stream_input=True).report
     assert report.peak_sram_bytes_excl_input * 2 <= report.layer_peak_sram_bytes_excl_input

@@ -29,7 +29,7 @@ def mbv2_int8(tmp_path_factory):
 
 @pytest.mark.slow
 def test_int8_mobilenet_v2_patch_figures(mbv2_int8, compiled):
-    report = compiled(mbv2_int8, target="host", schedule="patch", exclude_input=True).report
+    report = compiled(mbv2_int8, target="host", schedule="patch", stream_input=True).report
     stage = report.patch_stages[0]
     assert report.layer_peak_sram_bytes_excl_input == 1_404_928
     assert report.peak_sram_bytes_excl_input == 175_616
@@ -47,7 +47,7 @@ def test_a_cap_the_plan_meets_exactly_is_met(mbv2_int8):
     176,400 B) although the plan builds to exactly 175,616 B."""
     program = lower_to_program(load_model(mbv2_int8).mod)
     layers = layer_graph(program.grouped)
-    options = CompileOptions(schedule="patch", sram_cap=175_616, patch=PatchOptions(exclude_input=True))
+    options = CompileOptions(schedule="patch", sram_cap=175_616, patch=PatchOptions(stream_input=True))
     choice = choose_plan(program.graph, layers, options)
     assert choice.predicted_bytes == 175_616
     assert choice.plan.grid == (4, 4) and len(choice.plan.stage) == 12
@@ -55,7 +55,7 @@ def test_a_cap_the_plan_meets_exactly_is_met(mbv2_int8):
 
 @pytest.mark.slow
 def test_int8_mobilenet_v2_patched_equals_per_layer(mbv2_int8, compiled):
-    patched = compiled(mbv2_int8, target="host", schedule="patch", exclude_input=True)
+    patched = compiled(mbv2_int8, target="host", schedule="patch", stream_input=True)
     layer = compiled(mbv2_int8, target="host")
     inputs = model_inputs(patched.report, seed=1)
     got = run_compiled(patched.out_dir, device="host", inputs=inputs).outputs[0]

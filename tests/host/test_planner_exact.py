@@ -58,35 +58,35 @@ def test_prediction_equals_built_arena_on_fuzz_chains(seed, tmp_path):
     layers = compile_model(path, tmp_path / "layer", options).report.layers
     plans = {(None, None), choose_patch_plan(case, [dataclasses.asdict(x) for x in layers])}
     compared = 0
-    for exclude_input in (False, True):
+    for stream_input in (False, True):
         for i, (split, grid) in enumerate(sorted(plans, key=str)):
-            patch = PatchOptions(split=split, grid=grid, exclude_input=exclude_input)
+            patch = PatchOptions(split=split, grid=grid, stream_input=stream_input)
             try:
                 out = compile_model(
-                    path, tmp_path / f"out-{exclude_input}-{i}", replace(options, schedule="patch", patch=patch)
+                    path, tmp_path / f"out-{stream_input}-{i}", replace(options, schedule="patch", patch=patch)
                 )
             except TvmPatchError:  # a forced plan the planner refuses (the fuzzer counts these)
                 continue
             if out.report.schedule == "patch":
-                assert_exact(out.report, f"seed {seed}, exclude_input={exclude_input}, split {split}, grid {grid}")
+                assert_exact(out.report, f"seed {seed}, stream_input={stream_input}, split {split}, grid {grid}")
                 compared += 1
     if not compared:
         pytest.skip(f"seed {seed}: the patch schedule refuses this chain ({case.describe()})")
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("exclude_input", [False, True])
+@pytest.mark.parametrize("stream_input", [False, True])
 @pytest.mark.parametrize("name", MLPERF_MODELS)
-def test_prediction_equals_built_arena_on_mlperf_tiny(name, exclude_input, compiled):
-    mode = {"exclude_input": True} if exclude_input else {}  # the key test_patch_equivalence compiles under
+def test_prediction_equals_built_arena_on_mlperf_tiny(name, stream_input, compiled):
+    mode = {"stream_input": True} if stream_input else {}  # the key test_patch_equivalence compiles under
     report = compiled(mlperf_model(name), target="host", schedule="patch", **mode).report
-    assert_exact(report, f"{name}, exclude_input={exclude_input}")
+    assert_exact(report, f"{name}, stream_input={stream_input}")
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("exclude_input", [False, True])
+@pytest.mark.parametrize("stream_input", [False, True])
 @pytest.mark.parametrize("name", PATCHED_DATA_MODELS)
-def test_prediction_equals_built_arena_on_the_repos_int8_models(name, exclude_input, compiled):
-    mode = {"exclude_input": True} if exclude_input else {}
+def test_prediction_equals_built_arena_on_the_repos_int8_models(name, stream_input, compiled):
+    mode = {"stream_input": True} if stream_input else {}
     report = compiled(DATA_MODELS / name, target="host", schedule="patch", **mode).report
-    assert_exact(report, f"{name}, exclude_input={exclude_input}")
+    assert_exact(report, f"{name}, stream_input={stream_input}")

@@ -141,11 +141,42 @@ def test_unequal_tiles_compute_the_same():
     np.testing.assert_allclose(run(tvm.IRModule({"chain": func})), run(conv_chain(), "default"), rtol=1e-5, atol=1e-5)
 
 
-def run(mod: tvm.IRModule, pipeline: str = "default") -> np.ndarray:
+def nchw_chain() -> tvm.IRModule:
+    """conv_chain in NCHW: x (1, 4, 16, 16), OIHW weights."""
+    x = te.placeholder((1, 4, 16, 16), name="x")
+    w1 = te.placeholder((8, 4, 3, 3), name="w1")
+    w2 = te.placeholder((8, 8, 3, 3), name="w2")
+
+    def conv(inp, w, cin, name):
+        pad = te.compute(
+            (1, cin, 18, 18),
+            lambda n, c, h, ww: tvm.tirx.if_then_else(
+                tvm.tirx.all(h >= 1, h < 17, ww >= 1, ww < 17), inp[n, c, h - 1, ww - 1], 0.0
+            ),
+            name=f"{name}_pad",
+        )
+        rh, rw, rc = te.reduce_axis((0, 3)), te.reduce_axis((0, 3)), te.reduce_axis((0, cin))
+        return te.compute(
+            (1, 8, 16, 16),
+            lambda n, o, h, ww: te.sum(pad[n, rc, h + rh, ww + rw] * w[o, rc, rh, rw], axis=[rh, rw, rc]),
+            name=name,
+        )
+
+    c1 = conv(x, w1, 4, "conv1")
+    r1 = te.compute(c1.shape, lambda *i: tvm.te.max(c1(*i), 0.0), name="relu1")
+    c2 = conv(r1, w2, 8, "conv2")
+    func = te.create_prim_func([x, w1, w2, c2]).with_attr("global_symbol", "chain")
+    return tvm.IRModule({"chain": func})
+
+
+def run(mod: tvm.IRModule, pipeline: str = "default", layout: str = "NHWC") -> np.ndarray:
     rng = np.random.default_rng(0)
-    args = [rng.standard_normal(s).astype("float32") for s in [(1, 16, 16, 4), (3, 3, 4, 8), (3, 3, 8, 8)]]
+    shapes = [(1, 16, 16, 4), (3, 3, 4, 8), (3, 3, 8, 8)]
+    if layout == "NCHW":
+        shapes = [(1, 4, 16, 16), (8, 4, 3, 3), (8, 8, 3, 3)]
+    args = [rng.standard_normal(s).astype("float32") for s in shapes]
     lib = tvm.tirx.build(mod, "llvm", pipeline=pipeline)
-    y = tvm.runtime.tensor(np.zeros((1, 16, 16, 8), "float32"))
+    y = tvm.runtime.tensor(np.zeros((1, 16, 16, 8) if layout == "NHWC" else (1, 8, 16, 16), "float32"))
     lib["chain"](*[tvm.runtime.tensor(a) for a in args], y)
     return y.numpy()
 
@@ -185,46 +216,58 @@ def streamed_chain() -> tvm.IRModule:
 def test_streamed_input_is_read_once_per_patch_into_the_pool():
     """patch_stream_input: the input map is a pool region of its largest window (10x10x4
     floats next to conv1's 9x9x8), filled at the start of each patch by tvmp_stream_read
-    (y0, x0, h, w of the patch's input window); nothing loads from the parameter x."""
+    (y0, x0, h, w of the patch's input window), whose return code is asserted; nothing loads
+    from the parameter x."""
     func = PatchTIR(all_funcs=True)(streamed_chain())["chain"]
     text = func.script()
     assert "for ph, pw in T.grid(2, 2):" in text
     body = text.split("for ph, pw in T.grid(2, 2):", 1)[1]
     first = body.strip().splitlines()[0]
-    assert '"tvmp_stream_read"' in first and first.endswith("ph * 6, pw * 6, 10, 10)")
+    assert first.startswith("assert T.call_extern(") and '"tvmp_stream_read"' in first
+    assert "ph * 6, pw * 6, 10, 10) == 0" in first
     assert text.count('"tvmp_stream_read"') == 1  # one call, inside the patch loops: once per patch
     assert "x[" not in body  # no load (nor region) of the input parameter
     assert bool(func.attrs["patch_input_streamed"])
     assert int(func.attrs["patch_scratch_bytes"]) == (9 * 9 * 8 + 10 * 10 * 4) * 4
 
 
-def test_streamed_input_computes_the_same():
-    """The stream read replaced by the copy it stands for (rows of the window's width, NHWC),
-    built with LLVM: the same output as the function computed whole."""
-    func = PatchTIR(all_funcs=True)(streamed_chain())["chain"]
+def with_reads_as_copies(func: tvm.tirx.PrimFunc, layout: str, channels: int) -> tvm.tirx.PrimFunc:
+    """`func` with each checked tvmp_stream_read replaced by the copy it stands for: the
+    window's h x w pixels of x, packed at the window's own size in the stage's layout."""
     pool = func.body.block.alloc_buffers[0]
     x = func.params[0]
 
-    def copy(ev):
-        call = ev.value
+    def copy(stmt):
+        call = stmt.condition.a
         if not (isinstance(call, tvm.ir.expr.Call) and "tvmp_stream_read" in str(call.args[0])):
-            return ev
+            return stmt
         ptr, y0, x0, h, w = call.args[1:]
         offset = ptr.args[2]
         r, q, ch = (tvm.tirx.Var(n, "int32") for n in ("r", "q", "ch"))
-        store = tvm.tirx.stmt.BufferStore(
-            pool, tvm.tirx.BufferLoad(x, [0, y0 + r, x0 + q, ch]), [offset + (r * w + q) * 4 + ch]
-        )
-        loops = tvm.tirx.stmt.For(ch, 0, 4, tvm.tirx.ForKind.SERIAL, store)
-        loops = tvm.tirx.stmt.For(q, 0, w, tvm.tirx.ForKind.SERIAL, loops)
-        return tvm.tirx.stmt.For(r, 0, h, tvm.tirx.ForKind.SERIAL, loops)
+        if layout == "NHWC":
+            src, dst = [0, y0 + r, x0 + q, ch], offset + (r * w + q) * channels + ch
+        else:
+            src, dst = [0, ch, y0 + r, x0 + q], offset + (ch * h + r) * w + q
+        loops = tvm.tirx.stmt.BufferStore(pool, tvm.tirx.BufferLoad(x, src), [dst])
+        for var, extent in ((q, w), (r, h), (ch, channels)) if layout == "NCHW" else ((ch, channels), (q, w), (r, h)):
+            loops = tvm.tirx.stmt.For(var, 0, extent, tvm.tirx.ForKind.SERIAL, loops)
+        return loops
 
-    copied = func.with_body(tvm_ffi.structural_map(func.body, [(tvm.tirx.Evaluate, copy)]))
-    mod = tvm.IRModule({"chain": copied})
+    return func.with_body(tvm_ffi.structural_map(func.body, [(tvm.tirx.AssertStmt, copy)]))
+
+
+def test_streamed_input_computes_the_same():
+    """The stream reads replaced by the copies they stand for (rows of the window's width,
+    NHWC), built with LLVM: the same output as the function computed whole."""
+    func = PatchTIR(all_funcs=True)(streamed_chain())["chain"]
+    mod = tvm.IRModule({"chain": with_reads_as_copies(func, "NHWC", 4)})
     np.testing.assert_allclose(run(mod), run(conv_chain()), rtol=1e-5, atol=1e-5)
 
 
-def test_streaming_refuses_an_nchw_stage():
-    func = conv_chain()["chain"]
-    with pytest.raises(PatchTIRError, match="cannot stream the input of a NCHW stage"):
-        patch_tile(schedule_kernel(func), [(0, 8), (8, 16)], [(0, 16)], "NCHW", stream_input="x")
+def test_streamed_nchw_input_computes_the_same():
+    """An NCHW stage streams too: its windows arrive as C planes of h rows of w (3 unequal row
+    tiles, so the window height changes from patch to patch)."""
+    func = patch_tile(schedule_kernel(nchw_chain()["chain"]), [(0, 5), (5, 9), (9, 16)], [(0, 16)], "NCHW", "x")
+    assert int(func.attrs["patch_scratch_bytes"]) == (8 * 16 * 8 + 9 * 16 * 4) * 4  # conv1: 8 rows at most, x: 9
+    copied = tvm.IRModule({"chain": with_reads_as_copies(func, "NCHW", 4)})
+    np.testing.assert_allclose(run(copied, layout="NCHW"), run(nchw_chain(), layout="NCHW"), rtol=1e-5, atol=1e-5)

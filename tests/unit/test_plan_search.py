@@ -70,12 +70,12 @@ def test_staged_graph_numbers_activations_as_the_build_does(vww):
     assert all(staged.tensors[t].name == t for t in outs)
 
 
-@pytest.mark.parametrize("exclude_input", [False, True])
+@pytest.mark.parametrize("stream_input", [False, True])
 @pytest.mark.parametrize("k", [2, 4, 6, 8])
-def test_fast_path_equals_the_reference(vww, k, exclude_input):
+def test_fast_path_equals_the_reference(vww, k, stream_input):
     graph, layers = vww
     assert stage_refusal(layers, k) is None
-    scorer = SplitScorer(graph, layers, k, exclude_input)
+    scorer = SplitScorer(graph, layers, k, stream_input)
     h = layers[k - 1].output_shape[1]
     for nh, nw in [(1, 1), (2, 2), (3, 2), (1, 5), (4, 4), (7, 3), (8, 8)]:
         tiles_h, tiles_w = _rf_aware(scorer.axes, h, nh, 0), _rf_aware(scorer.axes, h, nw, 1)
@@ -83,12 +83,12 @@ def test_fast_path_equals_the_reference(vww, k, exclude_input):
         plan = score.plan
         cost = patch_macs(layers, plan.stage, tiles_h=list(tiles_h), tiles_w=list(tiles_w))
         assert score.extra_macs == cost.extra_macs
-        exact, _ = predicted_peak(graph, layers, plan, exclude_input=exclude_input)
-        bound, _ = predicted_peak(graph, layers, plan, exact=False, exclude_input=exclude_input)
+        exact, _ = predicted_peak(graph, layers, plan, stream_input=stream_input)
+        bound, _ = predicted_peak(graph, layers, plan, exact=False, stream_input=stream_input)
         assert score.arena() == exact
         assert (
-            score.arena(exclude_input=not exclude_input)
-            == predicted_peak(graph, layers, plan, exclude_input=not exclude_input)[0]
+            score.arena(stream_input=not stream_input)
+            == predicted_peak(graph, layers, plan, stream_input=not stream_input)[0]
         )
         assert score.lower_bound <= bound <= exact
         for ty in tiles_h:
@@ -101,10 +101,10 @@ def test_fast_path_equals_the_reference(vww, k, exclude_input):
                     assert cols[pos] == (win_in.x0, win_in.x1, win_out.x0, win_out.x1)
 
 
-def _all_scores(graph, layers, exclude_input):
+def _all_scores(graph, layers, stream_input):
     scores = []
     for k in range(2, 9):
-        scorer = SplitScorer(graph, layers, k, exclude_input)
+        scorer = SplitScorer(graph, layers, k, stream_input)
         h = layers[k - 1].output_shape[1]
         for nh in range(1, 9):
             for nw in range(1, 9):
@@ -112,12 +112,12 @@ def _all_scores(graph, layers, exclude_input):
     return scores
 
 
-@pytest.mark.parametrize("exclude_input", [False, True])
-def test_pruned_front_is_the_brute_force_front(vww, exclude_input):
+@pytest.mark.parametrize("stream_input", [False, True])
+def test_pruned_front_is_the_brute_force_front(vww, stream_input):
     """The sweep skips plans by their lower bound; the front must be the one that lays out
     every plan's arena and keeps those no other plan beats on both counts."""
     graph, layers = vww
-    scores = _all_scores(graph, layers, exclude_input)
+    scores = _all_scores(graph, layers, stream_input)
     every = [(s.extra_macs, s.arena()) for s in scores]
     brute = sorted(
         {(m, a) for m, a in every if not any((m2 <= m and a2 <= a) and (m2, a2) != (m, a) for m2, a2 in every)}
@@ -146,13 +146,13 @@ def test_a_cap_equal_to_a_front_plans_arena_is_met(vww):
     """The cap applies to the exact arena, so a plan whose arena equals the cap fits (issue 12:
     a 175,616 B cap was refused on MobileNetV2 although the plan built to exactly that)."""
     graph, layers = vww
-    auto = choose_plan(graph, layers, CompileOptions(schedule="patch", patch=PatchOptions(exclude_input=True)))
+    auto = choose_plan(graph, layers, CompileOptions(schedule="patch", patch=PatchOptions(stream_input=True)))
     assert len(auto.front) <= auto.laid_out < auto.considered  # the bound spares most layouts
     target = auto.front[len(auto.front) // 2]
     capped = choose_plan(
         graph,
         layers,
-        CompileOptions(schedule="patch", sram_cap=target.arena_bytes, patch=PatchOptions(exclude_input=True)),
+        CompileOptions(schedule="patch", sram_cap=target.arena_bytes, patch=PatchOptions(stream_input=True)),
     )
     assert capped.predicted_bytes == target.arena_bytes
     assert capped.extra_macs == target.extra_macs

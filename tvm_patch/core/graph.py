@@ -38,6 +38,7 @@ class TensorKind(StrEnum):
     INPUT = "input"  # a model input (the caller writes it before the run)
     ACTIVATION = "activation"  # written by a kernel; model outputs are activations
     WEIGHT = "weight"  # constant, stays in flash
+    STREAMED = "streamed"  # a model input the patch stage reads window by window: never in the arena
 
 
 @dataclass(frozen=True)
@@ -79,6 +80,7 @@ class Graph:
     outputs: tuple[str, ...]
     inplace: Mapping[str, str] = field(default_factory=dict)  # output id -> the input it overwrites
     temps: Mapping[str, int] = field(default_factory=dict)  # in-place output -> its one-channel temp bytes
+    stream_layout: str = ""  # "NHWC" or "NCHW": how the STREAMED input's windows are packed
 
     def tensor(self, name: str) -> Tensor:
         return self.tensors[name]

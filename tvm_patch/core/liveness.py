@@ -39,6 +39,9 @@ def step_reads_writes(graph: Graph) -> list[tuple[tuple[str, ...], tuple[str, ..
     return [(graph.activations(c), c.outputs) for c in graph.calls]
 
 
+_NOT_IN_ARENA = (TensorKind.WEIGHT, TensorKind.STREAMED)  # flash; read window by window
+
+
 def buffers(graph: Graph, workspace: Mapping[int, int], exclude_inputs: bool = False) -> list[Buffer]:
     """One Buffer per arena tensor (id keys) and per step with a workspace (Workspace keys)."""
     steps = step_reads_writes(graph)
@@ -54,7 +57,7 @@ def buffers(graph: Graph, workspace: Mapping[int, int], exclude_inputs: bool = F
     out = [
         Buffer(name, graph.tensors[name].nbytes, first[name], last[name], graph.inplace.get(name))
         for name in first
-        if graph.tensors[name].kind is not TensorKind.WEIGHT and not (exclude_inputs and name in graph.inputs)
+        if graph.tensors[name].kind not in _NOT_IN_ARENA and not (exclude_inputs and name in graph.inputs)
     ]
     out += [Buffer(Workspace(i), n, i, i) for i, n in sorted(workspace.items()) if n > 0]
     return out

@@ -36,7 +36,7 @@ class KernelCalls(StrEnum):
 class PatchOptions:
     grid: tuple[int, int] | None = None  # nh x nw; None: the planner chooses
     split: int | None = None  # layers in the patch stage; None: the planner chooses
-    exclude_input: bool = False  # plan the stage (and the cap) for the arena without the input
+    stream_input: bool = False  # the stage reads the input window by window: no arena bytes for it
     max_extra_macs: float | None = None  # the most MACs a plan may add, a fraction of the model's
 
     def __post_init__(self) -> None:
@@ -74,6 +74,8 @@ class CompileOptions:
             raise ModelLoadError(f"--desired-layout {self.desired_layout!r}: choose NCHW or NHWC")
         if self.sram_cap is not None and self.sram_cap <= 0:
             raise TvmPatchError(f"--sram-cap {self.sram_cap}: give a positive size")
+        if self.patch.stream_input and self.schedule is not Schedule.PATCH:
+            raise TvmPatchError("--stream-input: only a patch stage reads the input window by window; add --pass patch")
 
 
 def parse_bytes(text: str | int) -> int:

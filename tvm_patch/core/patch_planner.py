@@ -24,7 +24,9 @@ Search (exhaustive over the candidates, exact where it decides):
    move along the front is taken when the arena falls by a larger fraction than the model's
    MACs grow: 1.6% more MACs for 75% less arena, yes; 7% more for 1.8% less, no.
 If nothing fits, SramCapExceeded names the smallest plan, its bytes and the layer that limits it.
-With `exclude_input` every arena above is planned without the model input, and so is the cap.
+With `stream_input` (`--stream-input`) the model input has no arena buffer: the stage reads
+each patch's input window into its pool (stage.scratch_pools), so every arena above, and the
+cap, is the arena that streamed build declares.
 """
 
 from __future__ import annotations
@@ -42,7 +44,7 @@ from .liveness import buffers, step_reads_writes, temp_workspaces
 from .options import CompileOptions
 from .plan_score import Score, SplitScorer, StageAxes
 from .progress import Progress
-from .stage import PatchPlan, plan_windows, pool_workspace, scratch_pools, staged_graph
+from .stage import PatchPlan, first_input_extent, plan_windows, pool_workspace, scratch_pools, staged_graph
 from .windows import Window, out_hw, stage_layout, stage_windows, tiles
 
 SUPPORTED_OPS = frozenset({"nn.conv2d", "nn.max_pool2d", "nn.avg_pool2d", "add"})
@@ -63,12 +65,12 @@ class FrontPlan:
 @dataclass(frozen=True)
 class PlanChoice:
     plan: PatchPlan
-    predicted_bytes: int  # the arena the cap applies to: without the input under exclude_input
+    predicted_bytes: int  # the arena the cap applies to: the build's, the input streamed or not
     extra_macs: int
     extra_fraction: float  # of the whole model's MACs
     considered: int
-    arena_bytes: int = 0  # the predicted arena the built program declares (input counted)
-    arena_bytes_excl_input: int = 0  # the same arena planned without the model input
+    arena_bytes: int = 0  # the predicted arena the built program declares
+    arena_bytes_excl_input: int = 0  # the same less the input buffer (equal when the input is streamed)
     front: tuple[FrontPlan, ...] = ()  # fewest MACs first
     laid_out: int = 0  # exact arenas the search laid out for the `considered` plans
 
@@ -156,7 +158,7 @@ def predicted_peak(
     layers: list[Layer],
     plan: PatchPlan,
     exact: bool = True,
-    exclude_input: bool = False,
+    stream_input: bool = False,
     inplace: bool = True,
 ) -> tuple[int, str]:
     """(arena bytes, where the most bytes are live) for the graph with this patch stage, from
@@ -165,14 +167,15 @@ def predicted_peak(
     exact=False gives the liveness lower bound instead."""
     windows = plan_windows(layers, plan)
     extents = {i: (max(w[i][1].height for w in windows), max(w[i][1].width for w in windows)) for i in plan.stage}
-    _, pools = scratch_pools(graph, layers, plan.stage, extents)
+    window = first_input_extent(windows, plan) if stream_input else None
+    _, pools = scratch_pools(graph, layers, plan.stage, extents, window)
     staged = staged_graph(graph, plan)
     if inplace:
         staged = with_inplace(staged, choose_inplace(staged, layers, len(plan.stage)))
     workspace = temp_workspaces(staged)
     if pool_workspace(pools):
         workspace[0] = workspace.get(0, 0) + pool_workspace(pools)  # the stage is call 0; its pools
-    bufs = buffers(staged, workspace, exclude_inputs=exclude_input)
+    bufs = buffers(staged, workspace, exclude_inputs=stream_input)
     steps = step_reads_writes(staged)
     live = [sum(b.size for b in bufs if b.first <= i <= b.last) for i in range(len(steps))]
     busiest = max(range(len(steps)), key=live.__getitem__)
@@ -180,6 +183,22 @@ def predicted_peak(
     if not exact:
         return liveness_lower_bound(bufs), where
     return plan_arena(bufs).size, where
+
+
+def stream_refusal(graph: Graph, layers: list[Layer]) -> str | None:
+    """Why the model input cannot be streamed into a patch stage, or None if it can: one 4-D
+    input of batch 1, read by layer 0 only (its windows are the stage's first input windows)."""
+    if len(graph.inputs) != 1:
+        return f"the model has {len(graph.inputs)} inputs; streaming reads one"
+    name = graph.inputs[0]
+    shape = graph.tensors[name].shape
+    if len(shape) != 4 or shape[0] != 1:
+        return f"the input is {list(shape)}; streaming reads a 4-D input of batch 1"
+    readers = [i for i, call in enumerate(graph.calls) if name in call.inputs]
+    if readers != [0]:
+        later = next(i for i in readers if i != 0)
+        return f"layer {later} ({layers[later].name}) reads the input too; a streamed input is read by layer 0 only"
+    return None
 
 
 def pareto_front(scores: list[Score]) -> list[tuple[Score, int]]:
@@ -215,12 +234,13 @@ def knee(front: list[tuple[Score, int]], total_macs: int) -> tuple[Score, int]:
 def choose_plan(
     graph: Graph, layers: list[Layer], options: CompileOptions, max_extra_fraction: float = 0.10
 ) -> PlanChoice:
-    """See the module docstring. With `options.patch.exclude_input` it plans for the arena
-    without the model input (MCUNetV2's convention: the image can stream in); the cap then
-    applies to that figure."""
+    """See the module docstring. With `options.patch.stream_input` it plans for the build
+    that streams the input (MCUNetV2's count: the image never sits in SRAM whole)."""
     sram_cap, split, grid = options.sram_cap, options.patch.split, options.patch.grid
-    exclude_input, inplace = options.patch.exclude_input, options.inplace
+    stream_input, inplace = options.patch.stream_input, options.inplace
     total_macs = max(sum(layer.macs for layer in layers), 1)
+    if stream_input and (why := stream_refusal(graph, layers)):
+        raise TvmPatchError(f"--stream-input: cannot stream the input: {why}; leave out --stream-input")
     if split is not None:
         if len(layers) < 2:
             raise TvmPatchError(f"--split {split}: the model has {len(layers)} layer; a patch stage needs at least 2")
@@ -254,7 +274,7 @@ def choose_plan(
     progress = Progress("planning patches", len(splits))
     for k in splits:
         progress.step()
-        scorer = SplitScorer(graph, layers, k, exclude_input, inplace)
+        scorer = SplitScorer(graph, layers, k, stream_input, inplace)
         h, w = _hw(layers[k - 1])
         grids = (
             [grid] if grid else [(a, b) for a in range(1, min(MAX_GRID, h) + 1) for b in range(1, min(MAX_GRID, w) + 1)]
@@ -284,7 +304,7 @@ def choose_plan(
         if not fits:
             best, arena = within[-1]  # the smallest arena within the MAC bound
             nh, nw = best.plan.grid
-            _, where = predicted_peak(graph, layers, best.plan, exclude_input=exclude_input, inplace=inplace)
+            _, where = predicted_peak(graph, layers, best.plan, stream_input=stream_input, inplace=inplace)
             within_text = f" within +{100 * bound:g}% MACs" if bound is not None else ""
             raise SramCapExceeded(
                 f"best plan{within_text} (split {len(best.plan.stage)}, {nh}x{nw} patches) needs {arena:,} B "
@@ -301,8 +321,8 @@ def choose_plan(
         best.extra_macs,
         best.extra_macs / total_macs,
         len(scores),
-        best.arena(exclude_input=False),
-        best.arena(exclude_input=True),
+        best.arena(),
+        best.arena_without_input(),
         tuple(FrontPlan(len(s.plan.stage), s.plan.grid, a, s.extra_macs) for s, a in front),
         sum(scorer.laid_out for scorer in {id(s.scorer): s.scorer for s in scores}.values()),
     )

@@ -79,19 +79,30 @@ class Score:
     extra_macs: int
     lower_bound: int
     extents: tuple[tuple[int, int], ...] = field(repr=False)  # per stage layer: largest output window
+    input_extent: tuple[int, int] = field(repr=False)  # the stage input's largest window
     scorer: SplitScorer = field(compare=False, repr=False)
 
-    def arena(self, exclude_input: bool | None = None) -> int:
-        return self.scorer.arena(self.scorer.stage_workspace(self.extents), exclude_input)
+    def arena(self, stream_input: bool | None = None) -> int:
+        """The exact arena of the build: with the input streamed (no input buffer, its window
+        in the stage's pool) or counted (the input in the arena); default: the scorer's mode."""
+        streamed = self.scorer.stream_input if stream_input is None else stream_input
+        window = self.input_extent if streamed else None
+        return self.scorer.arena(self.scorer.stage_workspace(self.extents, window), streamed)
+
+    def arena_without_input(self) -> int:
+        """The arena less the input buffer: the build's own when the input is streamed, else
+        the counted build's arena planned without the input (the report's excl. figure)."""
+        window = self.input_extent if self.scorer.stream_input else None
+        return self.scorer.arena(self.scorer.stage_workspace(self.extents, window), True)
 
 
 class SplitScorer:
     """Everything about split k that does not depend on the grid, and `score` for a grid."""
 
     def __init__(
-        self, graph: Graph, layers: list[Layer], k: int, exclude_input: bool = False, inplace: bool = True
+        self, graph: Graph, layers: list[Layer], k: int, stream_input: bool = False, inplace: bool = True
     ) -> None:
-        self.graph, self.layers, self.k, self.exclude_input = graph, layers, k, exclude_input
+        self.graph, self.layers, self.k, self.stream_input = graph, layers, k, stream_input
         self.stage = tuple(range(k))
         self.axes = StageAxes(layers, k)
         self.per_pixel = []
@@ -103,6 +114,9 @@ class SplitScorer:
                 )
             self.per_pixel.append(layer.macs // (h * w))
         self.base_macs = sum(layer.macs for layer in self.axes.members)
+        inp = graph.tensors[graph.inputs[0]] if len(graph.inputs) == 1 else None
+        h0, w0 = self.axes.in_sizes[0]
+        self.input_per_pixel = inp.nbytes // max(1, h0 * w0) if inp is not None else 0  # all channels
         # the scratch regions, as stage.scratch_pools makes them: (dtype, bytes per pixel, live steps)
         pos = {layer.name: p for p, layer in enumerate(self.axes.members)}
         self.regions = []
@@ -117,10 +131,10 @@ class SplitScorer:
         self.staged = staged
         self.workspace = temp_workspaces(staged)
         self._buffers = {mode: self._tensor_buffers(mode) for mode in (False, True)}
-        live = live_per_step(self._buffers[exclude_input][0] + self._buffers[exclude_input][1])
+        live = live_per_step(self._buffers[stream_input][0] + self._buffers[stream_input][1])
         self.live0 = live.get(0, 0)
         self.live_rest = max((v for s, v in live.items() if s > 0), default=0)
-        self._pools: dict[tuple[tuple[int, int], ...], int] = {}
+        self._pools: dict[tuple, int] = {}
         self._arenas: dict[tuple[int, bool], int] = {}
 
     @property
@@ -128,9 +142,9 @@ class SplitScorer:
         """How many arenas this split has laid out (the search's pruning leaves the rest)."""
         return len(self._arenas)
 
-    def _tensor_buffers(self, exclude_input: bool) -> tuple[list[Buffer], list[Buffer]]:
+    def _tensor_buffers(self, without_input: bool) -> tuple[list[Buffer], list[Buffer]]:
         """(tensor buffers, the other steps' workspaces): liveness.buffers without step 0's."""
-        bufs = buffers(self.staged, {**self.workspace, 0: 0}, exclude_inputs=exclude_input)
+        bufs = buffers(self.staged, {**self.workspace, 0: 0}, exclude_inputs=without_input)
         tensors = [b for b in bufs if not isinstance(b.key, Workspace)]
         return tensors, [b for b in bufs if isinstance(b.key, Workspace)]
 
@@ -147,31 +161,38 @@ class SplitScorer:
             ws = [c[pos][3] - c[pos][2] for c in cols]
             patched += self.per_pixel[pos] * sum(hs) * sum(ws)
             extents.append((max(hs), max(ws)))
+        input_extent = (max(r[0][1] - r[0][0] for r in rows), max(c[0][1] - c[0][0] for c in cols))
         live: dict[tuple[str, int], int] = {}
         for (dtype, per_pixel, first, last), (h, w) in zip(self.regions, extents, strict=False):
             for step in range(first, last + 1):
                 live[dtype, step] = live.get((dtype, step), 0) + aligned(h * w * per_pixel)
+        if self.stream_input:  # the input's window, read by the first layer only (stream_refusal)
+            dtype = self.graph.tensors[self.graph.inputs[0]].dtype
+            live[dtype, 0] = live.get((dtype, 0), 0) + aligned(input_extent[0] * input_extent[1] * self.input_per_pixel)
         pool_bound: dict[str, int] = {}
         for (dtype, _), n in live.items():
             pool_bound[dtype] = max(pool_bound.get(dtype, 0), n)
         bound = max(self.live_rest, self.live0 + pool_workspace(pool_bound))
         plan = PatchPlan(self.stage, tiles_h, tiles_w)
-        return Score(plan, patched - self.base_macs, bound, tuple(extents), self)
+        return Score(plan, patched - self.base_macs, bound, tuple(extents), input_extent, self)
 
-    def stage_workspace(self, extents: tuple[tuple[int, int], ...]) -> int:
-        """The stage kernel's workspace: its pools (stage.scratch_pools), laid out exactly."""
-        if extents not in self._pools:
-            _, pools = scratch_pools(self.graph, self.layers, self.stage, dict(zip(self.stage, extents, strict=True)))
-            self._pools[extents] = pool_workspace(pools)
-        return self._pools[extents]
+    def stage_workspace(self, extents: tuple[tuple[int, int], ...], input_extent: tuple[int, int] | None = None) -> int:
+        """The stage kernel's workspace: its pools (stage.scratch_pools, with the streamed
+        input's window if `input_extent`), laid out exactly."""
+        key = (extents, input_extent)
+        if key not in self._pools:
+            largest = dict(zip(self.stage, extents, strict=True))
+            _, pools = scratch_pools(self.graph, self.layers, self.stage, largest, input_extent)
+            self._pools[key] = pool_workspace(pools)
+        return self._pools[key]
 
-    def arena(self, stage_workspace: int, exclude_input: bool | None = None) -> int:
+    def arena(self, stage_workspace: int, without_input: bool) -> int:
         """The exact arena (arena.plan_arena) of this split with this stage workspace, the
-        buffers in liveness.buffers' order, as the build plans them."""
-        mode = self.exclude_input if exclude_input is None else exclude_input
-        key = (stage_workspace, mode)
+        buffers in liveness.buffers' order, as the build plans them; `without_input`: no
+        buffer for the model input (streamed, or left out of the count)."""
+        key = (stage_workspace, without_input)
         if key not in self._arenas:
-            tensors, others = self._buffers[mode]
+            tensors, others = self._buffers[without_input]
             ws0 = [Buffer(Workspace(0), stage_workspace, 0, 0)] if stage_workspace > 0 else []
             self._arenas[key] = plan_arena(tensors + ws0 + others).size
         return self._arenas[key]

@@ -30,7 +30,7 @@ class TensorReport:
     shape: tuple[int, ...]
     dtype: str
     bytes: int
-    arena_offset: int
+    arena_offset: int | None  # None: a streamed input, read window by window, not in the arena
 
     def __post_init__(self) -> None:
         if not all(isinstance(d, int) and d > 0 for d in self.shape):
@@ -85,7 +85,7 @@ class StageReport:
     scratch_pool_bytes: int  # its workspace: the patch windows, allocated once
     plans_considered: int
     front: tuple[FrontPointReport, ...] = ()  # fewest extra MACs first
-    front_excludes_input: bool = False  # its arenas leave out the model input (--exclude-input)
+    front_excludes_input: bool = False  # its arenas hold no model input (--stream-input)
 
 
 @dataclass(frozen=True)
@@ -117,6 +117,7 @@ class CompileReport:
     predicted_peak_sram_bytes_excl_input: int | None = None  # equals peak_sram_bytes_excl_input
     patch_stages: tuple[StageReport, ...] = ()
     tuning: dict[str, Any] | None = None  # which kernels got `tvmc tune`'s schedules
+    input_streamed: bool = False  # --stream-input built: the stage reads the input window by window
 
     def to_json(self) -> str:
         return json.dumps(_dump(self), indent=2) + "\n"
@@ -142,7 +143,7 @@ def pareto_table(report: CompileReport) -> str:
         why = report.patch_refused or "the model was compiled per layer (add --pass patch)"
         return f"  no Pareto front: {why}"
     stage = report.patch_stages[0]
-    arena = "arena w/o input" if stage.front_excludes_input else "arena"
+    arena = "arena, streamed" if stage.front_excludes_input else "arena"
     lines = [
         f"  Pareto front ({len(stage.front)} plans of {stage.plans_considered:,}; fewest extra MACs first):",
         f"    {'':1} {'split':>5} {'grid':>5} {arena:>16} {'extra MACs':>12} {'of model':>8}",

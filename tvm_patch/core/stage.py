@@ -13,10 +13,10 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 
 from .arena import ALIGNMENT, Buffer, plan_arena
-from .graph import Call, Graph
+from .graph import Call, Graph, TensorKind
 from .layers import Layer
 from .liveness import workspace_bytes
-from .windows import Window, out_hw, stage_windows
+from .windows import Window, in_hw, out_hw, stage_windows
 
 STAGE_KERNEL = "patch_stage"  # the fused stage PrimFunc's global symbol
 
@@ -60,12 +60,7 @@ def stage_scratch(
     extents = {
         i: (max(win[i][1].height for win in windows), max(win[i][1].width for win in windows)) for i in plan.stage
     }
-    first = plan.stage[0]
-    input_extent = (
-        (max(win[first][0].height for win in windows), max(win[first][0].width for win in windows))
-        if stream_input
-        else None
-    )
+    input_extent = first_input_extent(windows, plan) if stream_input else None
     scratch, pools = scratch_pools(graph, layers, plan.stage, extents, input_extent)
     return scratch, sum(pools.values())
 
@@ -94,14 +89,28 @@ def scratch_pools(
         by_dtype.setdefault(full.dtype, []).append(Buffer(str(i), scratch[i], k, max(readers, default=k)))
     if input_extent is not None:  # a streamed input: its largest window, from the first nest (PatchTIR's last region)
         inp = graph.tensors[graph.inputs[0]]
-        n, h, w, c = inp.shape  # NHWC (PatchTIR refuses the rest)
-        nbytes = input_extent[0] * input_extent[1] * c * (inp.nbytes // (n * h * w * c))
+        h, w = in_hw(layers[stage[0]])
+        nbytes = input_extent[0] * input_extent[1] * (inp.nbytes // (h * w))  # batch 1, all channels
         readers = [k for k, i in enumerate(stage) if graph.inputs[0] in graph.calls[i].inputs]
         same = by_dtype.setdefault(inp.dtype, [])
         key = str(len(same)) if str(len(same)) not in {b.key for b in same} else "input"  # PatchTIR: its position
         same.append(Buffer(key, nbytes, 0, max(readers)))
     pools = {dtype: plan_arena(b, alignment=ALIGNMENT).size for dtype, b in sorted(by_dtype.items())}
     return scratch, pools
+
+
+def streamed_graph(graph: Graph, layout: str) -> Graph:
+    """`graph` with its one input streamed: the stage reads it window by window, packed in
+    `layout`, so it has no arena slot (liveness.buffers leaves STREAMED tensors out)."""
+    (name,) = graph.inputs
+    tensors = {**graph.tensors, name: replace(graph.tensors[name], kind=TensorKind.STREAMED)}
+    return replace(graph, tensors=tensors, stream_layout=layout)
+
+
+def first_input_extent(windows: tuple[dict, ...], plan: PatchPlan) -> tuple[int, int]:
+    """(height, width) of the largest window of the stage's first input (the streamed region)."""
+    first = plan.stage[0]
+    return max(win[first][0].height for win in windows), max(win[first][0].width for win in windows)
 
 
 def pool_workspace(pools: dict[str, int]) -> int:
@@ -134,10 +143,3 @@ def staged_graph(graph: Graph, plan: PatchPlan) -> Graph:
         inplace={new.get(o, o): new.get(i, i) for o, i in graph.inplace.items()},
         temps={new.get(o, o): b for o, b in graph.temps.items()},
     )
-
-
-def predict_stage(graph: Graph, layers: list[Layer], plan: PatchPlan, layout: str) -> tuple[Graph, StageInfo]:
-    """The staged graph and the stage as the build will make it (pool predicted)."""
-    windows = plan_windows(layers, plan)
-    scratch, pool = stage_scratch(graph, layers, plan, windows)
-    return staged_graph(graph, plan), StageInfo(plan, layout, windows, scratch, pool)
