@@ -14,7 +14,8 @@ attributes `patch_tiles_h` / `patch_tiles_w` (tile bounds on the output, may be 
    indices with those two loops restricted, clipped to the map (padding reads are guarded).
 4. Scratch: every intermediate map becomes a region of one scratch pool, sized to its largest
    window; regions are placed by the arena planner over the nests' lifetimes, so maps that
-   are never live together share bytes. The pool is allocated once.
+   are never live together share bytes. The pool is allocated once: maps of several dtypes
+   (an int8 stage with a float32 residual path or input) index typed views of one byte pool.
 5. Rewrite: patch loops `ph`, `pw` outermost; each nest's H/W loops start at the patch's
    window origin and run its extent (tables on ph/pw: tiles may be unequal); accesses to an
    intermediate map become pool accesses shifted by the window origin.
@@ -153,13 +154,13 @@ def _plan_pool(
     nests: list[Nest],
     scratch_maps: list,
     maps: dict,
-    dtype: str,
     rows: dict,
     cols: dict,
     axes: tuple[int, int],
     streamed: object = None,
 ) -> tuple[dict, int]:
-    elem = tvm.DataType(dtype).bits // 8
+    """(map -> (byte offset, shape), pool bytes): every scratch map, whatever its dtype, in one
+    arena of bytes over the nests' lifetimes (the key of a map is its position in the list)."""
     shapes, buffers = {}, []
     for m in scratch_maps:
         shape = [_int(d) for d in maps[m]]
@@ -167,17 +168,31 @@ def _plan_pool(
         shape[axes[1]] = max(b - a for a, b in cols[m])
         shapes[m] = tuple(shape)
         used = [i for i, n in enumerate(nests) if n.out.same_as(m) or any(ld.source.same_as(m) for ld in n.loads)]
-        nbytes = elem
+        nbytes = tvm.DataType(str(m.dtype)).bits // 8
         for d in shape:
             nbytes *= d
         first = 0 if streamed is not None and m.same_as(streamed) else min(used)  # filled before nest 0
         buffers.append(Buffer(str(len(buffers)), nbytes, first, max(used)))
     plan = plan_arena(buffers, alignment=ALIGNMENT)
-    placed = {
-        m: Scratch(plan.offset(str(i)) // elem, shapes[m], (tuple(a for a, _ in rows[m]), tuple(a for a, _ in cols[m])))
-        for i, m in enumerate(scratch_maps)
+    return {m: (plan.offset(str(i)), shapes[m]) for i, m in enumerate(scratch_maps)}, plan.size
+
+
+def _pool_buffers(dtypes: list[str], nbytes: int) -> tuple[list, dict]:
+    """(the allocations, dtype -> the buffer its maps index): one pool of that dtype, or, for
+    maps of several dtypes (an int8 stage with a float32 residual path or a float32 input),
+    one byte pool with a view of it per dtype, so maps of different dtypes share bytes too."""
+    if not dtypes:
+        return [], {}
+    if len(dtypes) == 1:
+        (dtype,) = dtypes
+        pool = tirx.decl_buffer((nbytes // (tvm.DataType(dtype).bits // 8),), dtype, f"patch_scratch_{dtype}", layout=None)
+        return [pool], {dtype: pool}
+    base = tirx.decl_buffer((nbytes,), "uint8", "patch_scratch", layout=None)
+    views = {
+        d: tirx.decl_buffer((nbytes // (tvm.DataType(d).bits // 8),), d, f"patch_scratch_{d}", data=base.data, layout=None)
+        for d in dtypes
     }
-    return placed, plan.size // elem
+    return [base], views
 
 
 def _stream_param(func: tirx.PrimFunc, name: str | None, maps: dict, nests: list[Nest]) -> object:
@@ -245,13 +260,13 @@ def patch_tile(
     dtypes = sorted({str(b.dtype) for b in scratch_maps})
     idx_dtype = str(nests[-1].loops[0].ty.dtype)
     ph, pw = Var("ph", idx_dtype), Var("pw", idx_dtype)
-    pools, placed = [], {}
-    for dtype in dtypes:
-        members = [b for b in scratch_maps if str(b.dtype) == dtype]
-        where, elems = _plan_pool(nests, members, maps, dtype, rows, cols, axes, streamed)
-        pool = tirx.decl_buffer((elems,), dtype, f"patch_scratch_{dtype}", layout=None)
-        pools.append(pool)
-        placed.update({m: (pool, s) for m, s in where.items()})
+    where, pool_bytes = _plan_pool(nests, scratch_maps, maps, rows, cols, axes, streamed)
+    pools, views = _pool_buffers(dtypes, pool_bytes)
+    placed = {}
+    for m, (offset, shape) in where.items():
+        elem = tvm.DataType(str(m.dtype)).bits // 8  # offsets are 16-byte aligned: whole elements
+        lo = (tuple(a for a, _ in rows[m]), tuple(a for a, _ in cols[m]))
+        placed[m] = (views[str(m.dtype)], Scratch(offset // elem, shape, lo))
 
     def c(v: int) -> tirx.PrimExpr:
         return tirx.const(v, idx_dtype)
@@ -325,7 +340,11 @@ def patch_tile(
         h = _table(ph, [b - a for a, b in rows[streamed]], idx_dtype)
         w = _table(pw, [b - a for a, b in cols[streamed]], idx_dtype)
         n = s.shape[1] * s.shape[2] * s.shape[3]
-        dst = pool.access_ptr("w", offset=c(s.offset), extent=c(n))
+        if len(views) > 1:  # a typed view of the byte pool: point into the pool itself, in bytes
+            elem = tvm.DataType(str(streamed.dtype)).bits // 8
+            dst = pools[0].access_ptr("w", offset=c(s.offset * elem), extent=c(n * elem))
+        else:
+            dst = pool.access_ptr("w", offset=c(s.offset), extent=c(n))
         read = tirx.call_extern("int32", STREAM_READ, dst, y0, x0, h, w)
         tiled.insert(0, _assert(read == tirx.const(0, "int32"), "RuntimeError", STREAM_FAILED))
     nh, nw = len(tiles_h), len(tiles_w)
@@ -337,8 +356,10 @@ def patch_tile(
         For(pw, c(0), c(nw), tirx.ForKind.SERIAL, SeqStmt(tiled) if len(tiled) > 1 else tiled[0]),
     )
     kept = [b for b in allocs if b not in placed]
+    if len(views) > 1:  # the byte pool, then the dtypes' views of it, before the patch loops
+        decls = [tirx.DeclBuffer(v, data=pools[0].data) for v in views.values()]
+        body, pools = SeqStmt([*(tirx.AllocBuffer(p) for p in pools), *decls, body]), []
     new_root = SBlock([], [], [], root.name_hint, body, None, pools + kept, list(root.match_buffers), root.annotations)
-    pool_bytes = sum(_int(p.shape[0]) * (tvm.DataType(str(p.dtype)).bits // 8) for p in pools)
     streamed_attr = {"patch_input_streamed": True} if streamed is not None else {}
     return func.with_body(SBlockRealize([], True, new_root)).with_attrs(
         {

@@ -271,3 +271,59 @@ def test_streamed_nchw_input_computes_the_same():
     assert int(func.attrs["patch_scratch_bytes"]) == (8 * 16 * 8 + 9 * 16 * 4) * 4  # conv1: 8 rows at most, x: 9
     copied = tvm.IRModule({"chain": with_reads_as_copies(func, "NCHW", 4)})
     np.testing.assert_allclose(run(copied, layout="NCHW"), run(nchw_chain(), layout="NCHW"), rtol=1e-5, atol=1e-5)
+
+
+def mixed_chain() -> tvm.IRModule:
+    """float32 x -> conv1 (float32) -> int8 -> conv2 (int32) -> int8 -> conv3 (int32): maps of
+    two dtypes inside one stage, as an int8 ONNX QDQ model with a float32 path has."""
+    x = te.placeholder((1, 16, 16, 4), name="x")
+    ws = [te.placeholder((3, 3, 4, 8), name="w1")] + [
+        te.placeholder((3, 3, 8, 8), "int8", name=f"w{i}") for i in (2, 3)
+    ]
+
+    def conv(inp, w, cin, name, acc):
+        pad = te.compute(
+            (1, 18, 18, cin),
+            lambda n, h, ww, c: tvm.tirx.if_then_else(
+                tvm.tirx.all(h >= 1, h < 17, ww >= 1, ww < 17), inp[n, h - 1, ww - 1, c], tvm.tirx.const(0, inp.dtype)
+            ),
+            name=f"{name}_pad",
+        )
+        rh, rw, rc = te.reduce_axis((0, 3)), te.reduce_axis((0, 3)), te.reduce_axis((0, cin))
+        return te.compute(
+            (1, 16, 16, 8),
+            lambda n, h, ww, o: te.sum(
+                pad[n, h + rh, ww + rw, rc].astype(acc) * w[rh, rw, rc, o].astype(acc), axis=[rh, rw, rc]
+            ),
+            name=name,
+        )
+
+    c1 = conv(x, ws[0], 4, "conv1", "float32")
+    q1 = te.compute(c1.shape, lambda *i: te.max(te.min(c1(*i), 127.0), -128.0).astype("int8"), name="q1")
+    c2 = conv(q1, ws[1], 8, "conv2", "int32")
+    q2 = te.compute(c2.shape, lambda *i: te.max(te.min(c2(*i) // 64, 127), -128).astype("int8"), name="q2")
+    c3 = conv(q2, ws[2], 8, "conv3", "int32")
+    return tvm.IRModule({"chain": te.create_prim_func([x, *ws, c3]).with_attr("global_symbol", "chain")})
+
+
+def test_maps_of_two_dtypes_share_one_byte_pool():
+    """conv1's float32 window and conv2's int32 window are typed views of one uint8 pool (one
+    allocation, laid out in bytes), and the tiled function computes what the whole one does."""
+    func = patch_tile(schedule_kernel(mixed_chain()["chain"]), [(0, 8), (8, 16)], [(0, 8), (8, 16)])
+    text = func.script()
+    assert 'patch_scratch = T.alloc_buffer((5792,), "uint8")' in text  # 10x10x8 floats + 9x9x8 int32s
+    assert 'patch_scratch_float32 = patch_scratch.view("float32")' in text
+    assert 'patch_scratch_int32 = patch_scratch.view("int32")' in text
+    assert int(func.attrs["patch_scratch_bytes"]) == 5792
+    rng = np.random.default_rng(0)
+    args = [
+        rng.standard_normal((1, 16, 16, 4)).astype("float32") * 4,
+        rng.standard_normal((3, 3, 4, 8)).astype("float32"),
+    ]
+    args += [rng.integers(-5, 5, (3, 3, 8, 8)).astype("int8") for _ in range(2)]
+    outs = []
+    for mod in (tvm.IRModule({"chain": func}), mixed_chain()):
+        y = tvm.runtime.tensor(np.zeros((1, 16, 16, 8), "int32"))
+        tvm.tirx.build(mod, "llvm")["chain"](*[tvm.runtime.tensor(a) for a in args], y)
+        outs.append(y.numpy())
+    np.testing.assert_array_equal(outs[0], outs[1])

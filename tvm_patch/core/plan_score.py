@@ -162,16 +162,13 @@ class SplitScorer:
             patched += self.per_pixel[pos] * sum(hs) * sum(ws)
             extents.append((max(hs), max(ws)))
         input_extent = (max(r[0][1] - r[0][0] for r in rows), max(c[0][1] - c[0][0] for c in cols))
-        live: dict[tuple[str, int], int] = {}
-        for (dtype, per_pixel, first, last), (h, w) in zip(self.regions, extents, strict=False):
+        live: dict[int, int] = {}  # step -> bytes of the pool's regions live then (one pool, all dtypes)
+        for (_, per_pixel, first, last), (h, w) in zip(self.regions, extents, strict=False):
             for step in range(first, last + 1):
-                live[dtype, step] = live.get((dtype, step), 0) + aligned(h * w * per_pixel)
+                live[step] = live.get(step, 0) + aligned(h * w * per_pixel)
         if self.stream_input:  # the input's window, read by the first layer only (stream_refusal)
-            dtype = self.graph.tensors[self.graph.inputs[0]].dtype
-            live[dtype, 0] = live.get((dtype, 0), 0) + aligned(input_extent[0] * input_extent[1] * self.input_per_pixel)
-        pool_bound: dict[str, int] = {}
-        for (dtype, _), n in live.items():
-            pool_bound[dtype] = max(pool_bound.get(dtype, 0), n)
+            live[0] = live.get(0, 0) + aligned(input_extent[0] * input_extent[1] * self.input_per_pixel)
+        pool_bound = {"pool": max(live.values(), default=0)}
         bound = max(self.live_rest, self.live0 + pool_workspace(pool_bound))
         plan = PatchPlan(self.stage, tiles_h, tiles_w)
         return Score(plan, patched - self.base_macs, bound, tuple(extents), input_extent, self)

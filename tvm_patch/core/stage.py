@@ -72,30 +72,32 @@ def scratch_pools(
     extents: dict[int, tuple[int, int]],
     input_extent: tuple[int, int] | None = None,
 ) -> tuple[dict[int, int], dict[str, int]]:
-    """(layer -> bytes of its scratch, dtype -> bytes of its pool), given each stage layer's
+    """(layer -> bytes of its scratch, {dtypes: bytes of the pool}), given each stage layer's
     largest output window (height, width): each stage layer but the last keeps its output in
     a region that tall and that wide (PatchTIR's layout), live from the layer that writes it to
-    the last stage layer that reads it; PatchTIR keeps one pool per dtype (int8 maps and a
-    float32 residual path do not share bytes), each one allocation of the stage kernel."""
+    the last stage layer that reads it; a streamed input's largest window is one more region,
+    live while the stage's first layer runs. PatchTIR places them all in one pool of bytes
+    (maps of different dtypes share bytes too), one allocation of the stage kernel."""
     pos = {layers[i].name: k for k, i in enumerate(stage)}
     scratch: dict[int, int] = {}
-    by_dtype: dict[str, list[Buffer]] = {}
+    bufs: list[Buffer] = []
+    dtypes: set[str] = set()
     for k, i in enumerate(stage[:-1]):
         full = graph.tensors[graph.calls[i].outputs[0]]
         h, w = out_hw(layers[i])
         per_pixel = full.nbytes // max(1, h * w)
         scratch[i] = extents[i][0] * extents[i][1] * per_pixel
         readers = [pos[layers[j].name] for j in stage if layers[i].name in layers[j].inputs]
-        by_dtype.setdefault(full.dtype, []).append(Buffer(str(i), scratch[i], k, max(readers, default=k)))
-    if input_extent is not None:  # a streamed input: its largest window, from the first nest (PatchTIR's last region)
+        bufs.append(Buffer(str(k), scratch[i], k, max(readers, default=k)))
+        dtypes.add(full.dtype)
+    if input_extent is not None:  # a streamed input: its largest window (PatchTIR's last region)
         inp = graph.tensors[graph.inputs[0]]
         h, w = in_hw(layers[stage[0]])
         nbytes = input_extent[0] * input_extent[1] * (inp.nbytes // (h * w))  # batch 1, all channels
         readers = [k for k, i in enumerate(stage) if graph.inputs[0] in graph.calls[i].inputs]
-        same = by_dtype.setdefault(inp.dtype, [])
-        key = str(len(same)) if str(len(same)) not in {b.key for b in same} else "input"  # PatchTIR: its position
-        same.append(Buffer(key, nbytes, 0, max(readers)))
-    pools = {dtype: plan_arena(b, alignment=ALIGNMENT).size for dtype, b in sorted(by_dtype.items())}
+        bufs.append(Buffer(str(len(bufs)), nbytes, 0, max(readers)))
+        dtypes.add(inp.dtype)
+    pools = {"+".join(sorted(dtypes)): plan_arena(bufs, alignment=ALIGNMENT).size} if bufs else {}
     return scratch, pools
 
 
