@@ -58,7 +58,7 @@ def main() -> int:
         "cortex-m4",
         "--pass",
         "patch",
-        "--exclude-input",
+        "--stream-input",
         "--plot",
         str(OUT / "profile.png"),
         "-o",

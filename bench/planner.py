@@ -3,7 +3,7 @@
 Models: MobileNetV2 1.0 at 224 and 0.35 at 144 from tests.models.zoo as int8 ONNX QDQ
 (zoo.quantize_int8, as bench/patch.py builds them), and MLPerf Tiny VWW int8. Each is
 imported and lowered once (not timed); then the planner runs with the input counted and with
-`--exclude-input`, timed by wall clock (best of --repeat). The predicted arena is what the
+`--stream-input`, timed by wall clock (best of --repeat). The predicted arena is what the
 built program declares (tests/host/test_planner_exact.py checks that on builds); with
 --front the whole front is printed, the knee's choice marked.
 
@@ -56,7 +56,7 @@ def main() -> int:
                     start = time.perf_counter()
                     choice = choose_plan(program.graph, layers, options)
                     best = min(best, time.perf_counter() - start)
-                mode = "input excluded" if stream_input else "input counted"
+                mode = "input streamed" if stream_input else "input counted"
                 plan = f"{len(choice.plan.stage)} layers, {choice.plan.grid[0]}x{choice.plan.grid[1]}"
                 rows.append([
                     label, mode, f"{choice.considered:,}", f"{choice.laid_out}", f"{len(choice.front)}", plan,

@@ -85,7 +85,11 @@ def _compile(args: argparse.Namespace) -> int:
             f"(scratch pool {st.scratch_pool_bytes:,} B), "
             f"+{st.extra_macs:,} MACs ({100 * st.extra_fraction_of_model:.1f}% of the model); per-layer build: "
             f"{r.layer_peak_sram_bytes:,} B ({r.layer_peak_sram_bytes_excl_input:,} B without the input), "
-            f"patched {r.peak_sram_bytes:,} B ({r.peak_sram_bytes_excl_input:,} B without the input)"
+            + (
+                f"patched {r.peak_sram_bytes:,} B with the input streamed (none of it in the arena)"
+                if r.input_streamed
+                else f"patched {r.peak_sram_bytes:,} B ({r.peak_sram_bytes_excl_input:,} B without the input)"
+            )
         )
     if args.pareto:
         print(pareto_table(r))

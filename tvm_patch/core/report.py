@@ -59,7 +59,7 @@ class StageLayerReport:
 @dataclass(frozen=True)
 class FrontPointReport:
     """One plan of the planner's Pareto front: no other plan has both fewer extra MACs and a
-    smaller arena. The arena is the planning mode's (without the input under --exclude-input)."""
+    smaller arena. The arena is the one that plan builds (no input in it under --stream-input)."""
 
     split: int  # layers in the stage
     grid: tuple[int, int]
