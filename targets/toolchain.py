@@ -27,7 +27,7 @@ from tvm_patch_core.errors import BuildError, ToolchainMissing
 
 APT_INSTALL = "apt-get install -y gcc-arm-none-eabi libnewlib-arm-none-eabi qemu-system-arm"
 DEFAULT_STACK_BYTES = 32 * 1024
-_COMMON_RUNTIME = ("tvmp_main.c", "tvmp_runtime.c", "tvmp_text.c", "tvmp_kernels_s8.c")
+_COMMON_RUNTIME = ("tvmp_main.c", "tvmp_runtime.c", "tvmp_text.c", "tvmp_kernels_s8.c", "tvmp_kernels_s8_dw.c")
 _HOST_RUNTIME = ("tvmp_platform_host.c",)
 _CORTEX_M_RUNTIME = ("tvmp_platform_cortexm.c", "tvmp_startup_cortexm.c")
 _CORTEX_M_LINKER_COMMON = "tvmp_cortexm.ld"

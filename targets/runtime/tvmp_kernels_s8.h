@@ -20,6 +20,9 @@
  * (ky, kx, c) order; each pair of rows (2j, 2j + 1) is interleaved in groups of four terms
  * (4 of row 2j, 4 of row 2j + 1, ...), then the k % 4 last terms of row 2j, then of row
  * 2j + 1. An odd last row stays as it is. One pointer then walks both filters.
+ *
+ * The convolutions are in tvmp_kernels_s8.c, the depthwise convolution in tvmp_kernels_s8_dw.c;
+ * the requantization and SIMD lane helpers they share in tvmp_kernels_s8_internal.h.
  */
 #ifndef TVMP_KERNELS_S8_H_
 #define TVMP_KERNELS_S8_H_

@@ -17,19 +17,20 @@ would scale it, so that every pre-activation has roughly zero mean and unit vari
 N(0, 1) input. The activations then neither explode nor vanish through the network and ReLU6
 neither saturates nor outputs all zeros, which keeps numerical comparisons meaningful. Every node
 has a readable, unique name (``stem_conv``, ``block3_expand``, ``block3_dw_relu6``, ...), because
-error messages and reports cite layers by name.
+error messages and reports cite layers by name. The graph builder that draws the weights and
+names the nodes is in tests/models/zoo_builder.py.
 """
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import onnx
-from onnx import TensorProto, helper, numpy_helper
+
+from .zoo_builder import GraphBuilder, Tensor
 
 __all__ = ["MOBILENET_V2_SETTINGS", "ConvSpec", "conv_chain", "mobilenet_v2", "quantize_int8", "save"]
 
@@ -45,10 +46,6 @@ MOBILENET_V2_SETTINGS: tuple[tuple[int, int, int, int], ...] = (
 )
 _MOBILENET_V2_BLOCKS = sum(n for _, _, n, _ in MOBILENET_V2_SETTINGS)  # 17
 
-# Moments of ReLU(z) for z ~ N(0, 1) (the clip at 6 is a > 6-sigma event and is ignored).
-_RELU_MEAN = 1.0 / math.sqrt(2.0 * math.pi)
-_RELU_VAR = 0.5 - _RELU_MEAN**2
-_BIAS_STD = 0.1  # std of the folded batch-norm shift (beta) of every conv
 _MIN_OPSET = 11  # Clip takes min/max as inputs from opset 11 on
 
 
@@ -129,153 +126,6 @@ class ConvSpec:
         return (size + 2 * self.pad - span) // self.stride + 1
 
 
-@dataclass
-class _Tensor:
-    """An activation tensor of the graph being built: name, NCHW shape (N=1), value statistics.
-
-    ``mean`` and ``var`` estimate the mean and variance of its elements for an N(0, 1) model
-    input; they set the scale of the weights of the next conv, as a folded batch norm would.
-    """
-
-    name: str
-    channels: int
-    height: int
-    width: int
-    mean: float = 0.0
-    var: float = 1.0
-
-    @property
-    def shape(self) -> tuple[int, int, int, int]:
-        return (1, self.channels, self.height, self.width)
-
-
-@dataclass
-class _Builder:
-    rng: np.random.Generator
-    nodes: list[onnx.NodeProto] = field(default_factory=list)
-    initializers: list[onnx.TensorProto] = field(default_factory=list)
-    names: set[str] = field(default_factory=set)
-    relu6_bounds: tuple[str, str] | None = None
-
-    def _name(self, name: str) -> str:
-        if name in self.names:
-            raise AssertionError(f"duplicate node name {name!r}")  # a bug in this module
-        self.names.add(name)
-        return name
-
-    def _initializer(self, name: str, array: np.ndarray) -> str:
-        self.initializers.append(numpy_helper.from_array(np.asarray(array, np.float32), name))
-        return name
-
-    def conv(
-        self,
-        x: _Tensor,
-        name: str,
-        out_channels: int,
-        kernel: int,
-        stride: int = 1,
-        pad: int | None = None,
-        dilation: int = 1,
-        groups: int = 1,
-    ) -> _Tensor:
-        """Conv with bias; weights scaled so the output is ~N(beta_c, 1) per channel."""
-        name = self._name(name)
-        if pad is None:
-            pad = dilation * (kernel // 2)
-        cin_per_group = x.channels // groups
-        fan_in = cin_per_group * kernel * kernel
-        # He-style: normal directions, each filter's norm set so that its output has unit
-        # variance given the input's variance (a folded batch norm's scale) ...
-        w = self.rng.standard_normal((out_channels, fan_in), dtype=np.float32)
-        w /= np.linalg.norm(w, axis=1, keepdims=True)
-        w *= np.float32(1.0 / math.sqrt(max(x.var, 1e-6)))
-        # ... and the bias removes the input's mean (a folded batch norm's shift) and adds beta.
-        beta = self.rng.standard_normal(out_channels, dtype=np.float32) * np.float32(_BIAS_STD)
-        bias = beta - np.float32(x.mean) * w.sum(axis=1)
-        w_name = self._initializer(f"{name}.weight", w.reshape(out_channels, cin_per_group, kernel, kernel))
-        b_name = self._initializer(f"{name}.bias", bias)
-        self.nodes.append(
-            helper.make_node(
-                "Conv",
-                [x.name, w_name, b_name],
-                [name],
-                name=name,
-                kernel_shape=[kernel, kernel],
-                strides=[stride, stride],
-                pads=[pad, pad, pad, pad],
-                dilations=[dilation, dilation],
-                group=groups,
-            )
-        )
-        span = dilation * (kernel - 1) + 1
-        return _Tensor(
-            name,
-            out_channels,
-            (x.height + 2 * pad - span) // stride + 1,
-            (x.width + 2 * pad - span) // stride + 1,
-            mean=0.0,
-            var=1.0 + _BIAS_STD**2,
-        )
-
-    def relu6(self, x: _Tensor, name: str) -> _Tensor:
-        name = self._name(name)
-        if self.relu6_bounds is None:
-            self.relu6_bounds = (
-                self._initializer("relu6_min", np.array(0.0, np.float32)),
-                self._initializer("relu6_max", np.array(6.0, np.float32)),
-            )
-        lo, hi = self.relu6_bounds
-        self.nodes.append(helper.make_node("Clip", [x.name, lo, hi], [name], name=name))
-        return _Tensor(name, x.channels, x.height, x.width, mean=_RELU_MEAN, var=_RELU_VAR)
-
-    def add(self, a: _Tensor, b: _Tensor, name: str) -> _Tensor:
-        name = self._name(name)
-        self.nodes.append(helper.make_node("Add", [a.name, b.name], [name], name=name))
-        return _Tensor(name, a.channels, a.height, a.width, a.mean + b.mean, a.var + b.var)
-
-    def classifier(self, x: _Tensor, num_classes: int) -> str:
-        """GlobalAveragePool -> Flatten -> Gemm; returns the output name ("output")."""
-        pool = self._name("pool")
-        self.nodes.append(helper.make_node("GlobalAveragePool", [x.name], [pool], name=pool))
-        flat = self._name("flatten")
-        self.nodes.append(helper.make_node("Flatten", [pool], [flat], name=flat, axis=1))
-        fc = self._name("classifier")
-        w = self.rng.standard_normal((num_classes, x.channels), dtype=np.float32)
-        w *= np.float32(1.0 / math.sqrt(x.channels))
-        b = self.rng.standard_normal(num_classes, dtype=np.float32) * np.float32(_BIAS_STD)
-        w_name = self._initializer(f"{fc}.weight", w)
-        b_name = self._initializer(f"{fc}.bias", b)
-        self.nodes.append(helper.make_node("Gemm", [flat, w_name, b_name], ["output"], name=fc, transB=1))
-        return "output"
-
-    def model(
-        self,
-        graph_name: str,
-        x: _Tensor,
-        output: str,
-        output_shape: Sequence[int],
-        opset: int,
-        doc: str,
-    ) -> onnx.ModelProto:
-        graph = helper.make_graph(
-            self.nodes,
-            graph_name,
-            [helper.make_tensor_value_info(x.name, TensorProto.FLOAT, list(x.shape))],
-            [helper.make_tensor_value_info(output, TensorProto.FLOAT, list(output_shape))],
-            initializer=self.initializers,
-            doc_string=doc,
-        )
-        # The lowest IR version that the opset needs, so older runtimes can load the model too.
-        model = helper.make_model_gen_version(
-            graph,
-            producer_name="tests.models.zoo",
-            opset_imports=[helper.make_opsetid("", opset)],
-        )
-        model.doc_string = doc
-        onnx.checker.check_model(model, full_check=True)
-        return model
-
-
 def _check_opset(opset: int) -> int:
     return _check_int("opset", opset, _MIN_OPSET)
 
@@ -326,8 +176,8 @@ def mobilenet_v2(
     seed = _check_int("seed", seed, 0)
     opset = _check_opset(opset)
 
-    b = _Builder(np.random.default_rng(seed))
-    x = _Tensor("input", 3, resolution, resolution)
+    b = GraphBuilder(np.random.default_rng(seed))
+    x = Tensor("input", 3, resolution, resolution)
     inp = x
     x = b.conv(x, "stem_conv", _make_divisible(32 * width), 3, stride=2)
     x = b.relu6(x, "stem_relu6")
@@ -407,8 +257,8 @@ def conv_chain(
     seed = _check_int("seed", seed, 0)
     opset = _check_opset(opset)
 
-    b = _Builder(np.random.default_rng(seed))
-    x = _Tensor("input", in_channels, height, width)
+    b = GraphBuilder(np.random.default_rng(seed))
+    x = Tensor("input", in_channels, height, width)
     inp = x
     for i, spec in enumerate(layers, start=1):
         if not isinstance(spec, ConvSpec):

@@ -1,4 +1,4 @@
-"""The SMLAD micro-kernels (targets/runtime/tvmp_kernels_s8.c) compute what TFLite Micro computes.
+"""The SMLAD micro-kernels (targets/runtime/tvmp_kernels_s8*.c) compute what TFLite Micro computes.
 
 One-layer int8 models with shapes that reach every path of the kernels: K % 4 tails, an odd
 filter count (the unpaired last filter), an odd pixel count (the unpaired last pixel), SAME
