@@ -183,15 +183,16 @@ def _pool_buffers(dtypes: list[str], nbytes: int) -> tuple[list, dict]:
     one byte pool with a view of it per dtype, so maps of different dtypes share bytes too."""
     if not dtypes:
         return [], {}
+
+    def elems(dtype: str) -> tuple[int]:
+        return (nbytes // (tvm.DataType(dtype).bits // 8),)
+
     if len(dtypes) == 1:
         (dtype,) = dtypes
-        pool = tirx.decl_buffer((nbytes // (tvm.DataType(dtype).bits // 8),), dtype, f"patch_scratch_{dtype}", layout=None)
+        pool = tirx.decl_buffer(elems(dtype), dtype, f"patch_scratch_{dtype}", layout=None)
         return [pool], {dtype: pool}
     base = tirx.decl_buffer((nbytes,), "uint8", "patch_scratch", layout=None)
-    views = {
-        d: tirx.decl_buffer((nbytes // (tvm.DataType(d).bits // 8),), d, f"patch_scratch_{d}", data=base.data, layout=None)
-        for d in dtypes
-    }
+    views = {d: tirx.decl_buffer(elems(d), d, f"patch_scratch_{d}", data=base.data, layout=None) for d in dtypes}
     return [base], views
 
 

@@ -2,8 +2,9 @@
 
 The per-layer peak with in-place depthwise is 1,404,928 B (MCUNetV2 Table 1: 1372 kB); the
 patched program that streams the input image (as the paper counts it) declares 175,616 B
-(paper: 172 kB; its float32 input windows share the stage's byte pool with the int8 maps), the figure ../shared/DESIGN.md derives independently for a 4x4 grid ending after
-block 3, at +9.3% MACs (paper: +10%). Patched outputs equal the per-layer build's exactly.
+(paper: 172 kB; its float32 input windows share the stage's byte pool with the int8 maps),
+the figure ../shared/DESIGN.md derives independently for a 4x4 grid ending after block 3, at
++9.3% MACs (paper: +10%). Patched outputs equal the per-layer build's exactly.
 """
 
 from __future__ import annotations
