@@ -49,11 +49,11 @@ from tvm.sym import Analyzer, IntervalSet
 from tvm.tirx import _ffi_api as _tirx_ffi
 from tvm.tirx.stmt import BufferStore, For, SeqStmt
 
-from tvm_patch_core.arena import ALIGNMENT, Buffer, plan_arena
 from tvm_patch_core.errors import PatchTIRError
 from tvm_patch_core.windows import tiles
 
 from .inline_kernels import map_prim_funcs, schedule_kernel
+from .patch_scratch import Scratch, plan_pool, pool_buffers
 
 AXES = {"NHWC": (1, 2), "NCHW": (2, 3)}
 STREAM_READ = "tvmp_stream_read"  # int32 (void* dst, int32 y0, int32 x0, int32 h, int32 w)
@@ -68,13 +68,6 @@ class Nest:
     loops: tuple[Var, Var]  # the loops over the map's H and W
     ranges: dict  # loop var -> (min, extent), constants
     loads: list  # TensorLoad nodes of maps (intermediates and inputs)
-
-
-@dataclass(frozen=True)
-class Scratch:
-    offset: int  # elements into the pool of its dtype
-    shape: tuple[int, ...]  # the map's shape with H, W cut to the largest window
-    lo: tuple[tuple[int, ...], tuple[int, ...]]  # window origin per row tile, per column tile
 
 
 def _flatten(stmt: tirx.Stmt) -> list[tirx.Stmt]:
@@ -150,52 +143,6 @@ def _table(var: Var, values: list[int], dtype: str) -> tirx.PrimExpr:
     return expr
 
 
-def _plan_pool(
-    nests: list[Nest],
-    scratch_maps: list,
-    maps: dict,
-    rows: dict,
-    cols: dict,
-    axes: tuple[int, int],
-    streamed: object = None,
-) -> tuple[dict, int]:
-    """(map -> (byte offset, shape), pool bytes): every scratch map, whatever its dtype, in one
-    arena of bytes over the nests' lifetimes (the key of a map is its position in the list)."""
-    shapes, buffers = {}, []
-    for m in scratch_maps:
-        shape = [_int(d) for d in maps[m]]
-        shape[axes[0]] = max(b - a for a, b in rows[m])
-        shape[axes[1]] = max(b - a for a, b in cols[m])
-        shapes[m] = tuple(shape)
-        used = [i for i, n in enumerate(nests) if n.out.same_as(m) or any(ld.source.same_as(m) for ld in n.loads)]
-        nbytes = tvm.DataType(str(m.dtype)).bits // 8
-        for d in shape:
-            nbytes *= d
-        first = 0 if streamed is not None and m.same_as(streamed) else min(used)  # filled before nest 0
-        buffers.append(Buffer(str(len(buffers)), nbytes, first, max(used)))
-    plan = plan_arena(buffers, alignment=ALIGNMENT)
-    return {m: (plan.offset(str(i)), shapes[m]) for i, m in enumerate(scratch_maps)}, plan.size
-
-
-def _pool_buffers(dtypes: list[str], nbytes: int) -> tuple[list, dict]:
-    """(the allocations, dtype -> the buffer its maps index): one pool of that dtype, or, for
-    maps of several dtypes (an int8 stage with a float32 residual path or a float32 input),
-    one byte pool with a view of it per dtype, so maps of different dtypes share bytes too."""
-    if not dtypes:
-        return [], {}
-
-    def elems(dtype: str) -> tuple[int]:
-        return (nbytes // (tvm.DataType(dtype).bits // 8),)
-
-    if len(dtypes) == 1:
-        (dtype,) = dtypes
-        pool = tirx.decl_buffer(elems(dtype), dtype, f"patch_scratch_{dtype}", layout=None)
-        return [pool], {dtype: pool}
-    base = tirx.decl_buffer((nbytes,), "uint8", "patch_scratch", layout=None)
-    views = {d: tirx.decl_buffer(elems(d), d, f"patch_scratch_{d}", data=base.data, layout=None) for d in dtypes}
-    return [base], views
-
-
 def _stream_param(func: tirx.PrimFunc, name: str | None, maps: dict, nests: list[Nest]) -> object:
     """The parameter `name` (the model input to stream), checked: a 4-D map of batch 1 that
     the stage only reads."""
@@ -261,8 +208,8 @@ def patch_tile(
     dtypes = sorted({str(b.dtype) for b in scratch_maps})
     idx_dtype = str(nests[-1].loops[0].ty.dtype)
     ph, pw = Var("ph", idx_dtype), Var("pw", idx_dtype)
-    where, pool_bytes = _plan_pool(nests, scratch_maps, maps, rows, cols, axes, streamed)
-    pools, views = _pool_buffers(dtypes, pool_bytes)
+    where, pool_bytes = plan_pool(nests, scratch_maps, maps, rows, cols, axes, streamed)
+    pools, views = pool_buffers(dtypes, pool_bytes)
     placed = {}
     for m, (offset, shape) in where.items():
         elem = tvm.DataType(str(m.dtype)).bits // 8  # offsets are 16-byte aligned: whole elements

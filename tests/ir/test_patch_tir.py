@@ -91,25 +91,36 @@ def test_an_already_tiled_function_is_left_as_it_is():
     tvm.ir.assert_structural_equal(PatchTIR()(Expected), Expected)
 
 
-def conv_chain() -> tvm.IRModule:
-    x = te.placeholder((1, 16, 16, 4), name="x")
-    w1 = te.placeholder((3, 3, 4, 8), name="w1")
-    w2 = te.placeholder((3, 3, 8, 8), name="w2")
+def conv_chain(layout: str = "NHWC") -> tvm.IRModule:
+    """pad -> conv3x3 (4 -> 8) -> relu -> pad -> conv3x3 (8 -> 8) on 16x16, float32; NHWC with
+    HWIO weights, or NCHW with OIHW weights."""
+    nchw = layout == "NCHW"
+
+    def at(n, h, w, c):  # NHWC-ordered indices (or extents) in the layout's order
+        return (n, c, h, w) if nchw else (n, h, w, c)
+
+    def weight(kh, kw, ci, co):
+        return (co, ci, kh, kw) if nchw else (kh, kw, ci, co)
+
+    x = te.placeholder(at(1, 16, 16, 4), name="x")
+    w1 = te.placeholder(weight(3, 3, 4, 8), name="w1")
+    w2 = te.placeholder(weight(3, 3, 8, 8), name="w2")
+
+    def named(f):  # f over (n, h, w, c) as a compute body with the layout's loop names
+        return (lambda n, c, h, ww: f(n, h, ww, c)) if nchw else (lambda n, h, ww, c: f(n, h, ww, c))
 
     def conv(inp, w, cin, name):
-        pad = te.compute(
-            (1, 18, 18, cin),
-            lambda n, h, ww, c: tvm.tirx.if_then_else(
-                tvm.tirx.all(h >= 1, h < 17, ww >= 1, ww < 17), inp[n, h - 1, ww - 1, c], 0.0
-            ),
-            name=f"{name}_pad",
-        )
+        def padded(n, h, ww, c):
+            inside = tvm.tirx.all(h >= 1, h < 17, ww >= 1, ww < 17)
+            return tvm.tirx.if_then_else(inside, inp[at(n, h - 1, ww - 1, c)], 0.0)
+
+        pad = te.compute(at(1, 18, 18, cin), named(padded), name=f"{name}_pad")
         rh, rw, rc = te.reduce_axis((0, 3)), te.reduce_axis((0, 3)), te.reduce_axis((0, cin))
-        return te.compute(
-            (1, 16, 16, 8),
-            lambda n, h, ww, o: te.sum(pad[n, h + rh, ww + rw, rc] * w[rh, rw, rc, o], axis=[rh, rw, rc]),
-            name=name,
-        )
+
+        def out(n, h, ww, o):
+            return te.sum(pad[at(n, h + rh, ww + rw, rc)] * w[weight(rh, rw, rc, o)], axis=[rh, rw, rc])
+
+        return te.compute(at(1, 16, 16, 8), named(out), name=name)
 
     c1 = conv(x, w1, 4, "conv1")
     r1 = te.compute(c1.shape, lambda *i: tvm.te.max(c1(*i), 0.0), name="relu1")
@@ -139,34 +150,6 @@ def test_unequal_tiles_compute_the_same():
     assert rows == [[[0, 6], [4, 10], [8, 16]], [[0, 5], [5, 9], [9, 16]]]
     assert "T.Select(ph == 0, 0, T.Select(ph == 1, 5, 9))" in func.script()  # conv2: tile origins per row tile
     np.testing.assert_allclose(run(tvm.IRModule({"chain": func})), run(conv_chain(), "default"), rtol=1e-5, atol=1e-5)
-
-
-def nchw_chain() -> tvm.IRModule:
-    """conv_chain in NCHW: x (1, 4, 16, 16), OIHW weights."""
-    x = te.placeholder((1, 4, 16, 16), name="x")
-    w1 = te.placeholder((8, 4, 3, 3), name="w1")
-    w2 = te.placeholder((8, 8, 3, 3), name="w2")
-
-    def conv(inp, w, cin, name):
-        pad = te.compute(
-            (1, cin, 18, 18),
-            lambda n, c, h, ww: tvm.tirx.if_then_else(
-                tvm.tirx.all(h >= 1, h < 17, ww >= 1, ww < 17), inp[n, c, h - 1, ww - 1], 0.0
-            ),
-            name=f"{name}_pad",
-        )
-        rh, rw, rc = te.reduce_axis((0, 3)), te.reduce_axis((0, 3)), te.reduce_axis((0, cin))
-        return te.compute(
-            (1, 8, 16, 16),
-            lambda n, o, h, ww: te.sum(pad[n, rc, h + rh, ww + rw] * w[o, rc, rh, rw], axis=[rh, rw, rc]),
-            name=name,
-        )
-
-    c1 = conv(x, w1, 4, "conv1")
-    r1 = te.compute(c1.shape, lambda *i: tvm.te.max(c1(*i), 0.0), name="relu1")
-    c2 = conv(r1, w2, 8, "conv2")
-    func = te.create_prim_func([x, w1, w2, c2]).with_attr("global_symbol", "chain")
-    return tvm.IRModule({"chain": func})
 
 
 def run(mod: tvm.IRModule, pipeline: str = "default", layout: str = "NHWC") -> np.ndarray:
@@ -267,10 +250,10 @@ def test_streamed_input_computes_the_same():
 def test_streamed_nchw_input_computes_the_same():
     """An NCHW stage streams too: its windows arrive as C planes of h rows of w (3 unequal row
     tiles, so the window height changes from patch to patch)."""
-    func = patch_tile(schedule_kernel(nchw_chain()["chain"]), [(0, 5), (5, 9), (9, 16)], [(0, 16)], "NCHW", "x")
+    func = patch_tile(schedule_kernel(conv_chain("NCHW")["chain"]), [(0, 5), (5, 9), (9, 16)], [(0, 16)], "NCHW", "x")
     assert int(func.attrs["patch_scratch_bytes"]) == (8 * 16 * 8 + 9 * 16 * 4) * 4  # conv1: 8 rows at most, x: 9
     copied = tvm.IRModule({"chain": with_reads_as_copies(func, "NCHW", 4)})
-    np.testing.assert_allclose(run(copied, layout="NCHW"), run(nchw_chain(), layout="NCHW"), rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(run(copied, layout="NCHW"), run(conv_chain("NCHW"), layout="NCHW"), rtol=1e-5, atol=1e-5)
 
 
 def mixed_chain() -> tvm.IRModule:
