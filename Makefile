@@ -12,12 +12,18 @@ demo: setup  ## compile a bundled model, run it on the host and in QEMU, print t
 test: setup  ## the whole test suite (CI runs this)
 	$(PY) -m pytest -q -ra
 
-bench: setup  ## every benchmark whose figures are in the README (slow: about an hour)
+bench: setup  ## every benchmark whose figures are in the README (slow: about three hours)
 	$(PY) bench/memory_planners.py --markdown
 	$(PY) bench/kernel_backends.py
 	$(PY) bench/int8.py --seeds 5
 	$(PY) bench/tflm_vs_litert.py
 	$(PY) bench/patch.py
+	$(PY) bench/planner.py --front
+	$(PY) bench/mobilenet_qemu.py
+	$(PY) bench/vs_tflm.py
+	$(PY) bench/vs_tflm.py --target cortex-m7
+	$(PY) bench/vs_tflm.py --target cortex-m33
+	$(PY) bench/fuzz.py --cases 500 --seed 0 --jobs 2
 	$(PY) bench/tune.py
 	$(PY) bench/demo.py
 

@@ -293,7 +293,8 @@ def patch_tile(
             dst = pools[0].access_ptr("w", offset=c(s.offset * elem), extent=c(n * elem))
         else:
             dst = pool.access_ptr("w", offset=c(s.offset), extent=c(n))
-        read = tirx.call_extern("int32", STREAM_READ, dst, y0, x0, h, w)
+        i32 = [tirx.Cast("int32", v) if str(v.ty.dtype) != "int32" else v for v in (y0, x0, h, w)]  # the C ABI's
+        read = tirx.call_extern("int32", STREAM_READ, dst, *i32)  # int32 (int64 loops shift args on 32-bit cores)
         tiled.insert(0, _assert(read == tirx.const(0, "int32"), "RuntimeError", STREAM_FAILED))
     nh, nw = len(tiles_h), len(tiles_w)
     body = For(

@@ -18,6 +18,7 @@ import numpy as np
 import pytest
 
 from tests.conftest import mlperf_model, model_inputs
+from tests.models import zoo
 from tvm_patch.run import run_compiled
 from tvm_patch_core.errors import TvmPatchError
 from tvm_patch_core.options import CompileOptions, PatchOptions
@@ -44,6 +45,25 @@ def test_streamed_vww_equals_per_layer_in_an_arena_without_the_input(target, dev
         want = run_compiled(layer.out_dir, device=device, inputs=inputs)
         np.testing.assert_array_equal(got.outputs[0], want.outputs[0], err_msg=f"seed {seed}")
         assert got.report.peak_sram_bytes == 24_800
+
+
+@pytest.mark.slow
+@pytest.mark.qemu
+def test_a_streamed_nchw_qdq_model_equals_per_layer_on_cortex_m4(compiled, tmp_path):
+    """MobileNetV2 0.35/96 as int8 ONNX QDQ: NCHW, a float32 image streamed into the byte pool
+    beside the int8 maps. Its loops index in int64, which once shifted tvmp_stream_read's
+    int32 arguments on the 32-bit core (h arrived as 0) while the host ran right."""
+    if shutil.which("qemu-system-arm") is None:
+        pytest.skip("qemu-system-arm not installed (make setup)")
+    model = zoo.save(zoo.quantize_int8(zoo.mobilenet_v2(0.35, 96, num_classes=10)), tmp_path / "mbv2.onnx")
+    streamed = compiled(model, target="cortex-m4", schedule="patch", stream_input=True)
+    layer = compiled(model, target="cortex-m4")
+    assert streamed.report.input_streamed and streamed.report.patch_stages[0].layout == "NCHW"
+    assert streamed.report.peak_sram_bytes == streamed.report.predicted_peak_sram_bytes
+    inputs = model_inputs(streamed.report, seed=0)
+    got = run_compiled(streamed.out_dir, device="qemu", inputs=inputs).outputs[0]
+    want = run_compiled(layer.out_dir, device="qemu", inputs=inputs).outputs[0]
+    np.testing.assert_array_equal(got, want)
 
 
 APP = r"""
