@@ -25,17 +25,18 @@ from .rewrite import lower_model
 class PatchStage:
     """Plan and apply the patch stage to `main` (a model straight from the frontend).
 
-    Options as `tvmc compile --pass patch`: sram_cap (bytes), split (K), patches ((nh, nw)),
-    stream_input. A model with no possible stage is only lowered, unchanged in function."""
+    Options as `tvmc compile --pass patch`: sram_cap (bytes), split (K), patches ((nh, nw)).
+    The input stays a tensor the caller passes: a streamed stage calls tvmp_stream_read, which
+    only the C runtime of `tvmc compile` provides, so --stream-input is not offered here. A
+    model with no possible stage is only lowered, unchanged in function."""
 
     def __init__(
         self,
         sram_cap: int | None = None,
         split: int | None = None,
         patches: tuple[int, int] | None = None,
-        stream_input: bool = False,
     ) -> None:
-        patch = PatchOptions(grid=patches, split=split, stream_input=stream_input)
+        patch = PatchOptions(grid=patches, split=split)
         self.options = CompileOptions(schedule=Schedule.PATCH, patch=patch, sram_cap=sram_cap, inplace=False)
 
     def transform_module(self, mod: tvm.IRModule, _ctx: tvm.transform.PassContext) -> tvm.IRModule:
