@@ -6,17 +6,17 @@ its largest window, live from the first nest that touches it to the last; the re
 out in bytes by the arena planner (tvm_patch_core.arena, 16-byte aligned), whatever their
 dtype, so maps never live together share bytes. The pool is one allocation: a buffer of the
 maps' dtype, or for maps of several dtypes a uint8 buffer with a typed view per dtype.
-tvm_patch_core.stage.scratch_pools predicts the same layout without building anything.
+tvm_patch_core.stage.scratch_pool predicts the same layout without building anything.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-import tvm
 from tvm import tirx
 
 from tvm_patch_core.arena import ALIGNMENT, Buffer, plan_arena
+from tvm_patch_core.graph import dtype_bytes
 
 
 @dataclass(frozen=True)
@@ -44,7 +44,7 @@ def plan_pool(
         shape[axes[1]] = max(b - a for a, b in cols[m])
         shapes[m] = tuple(shape)
         used = [i for i, n in enumerate(nests) if n.out.same_as(m) or any(ld.source.same_as(m) for ld in n.loads)]
-        nbytes = tvm.DataType(str(m.dtype)).bits // 8
+        nbytes = dtype_bytes(str(m.dtype))
         for d in shape:
             nbytes *= d
         first = 0 if streamed is not None and m.same_as(streamed) else min(used)  # filled before nest 0
@@ -61,7 +61,7 @@ def pool_buffers(dtypes: list[str], nbytes: int) -> tuple[list, dict]:
         return [], {}
 
     def elems(dtype: str) -> tuple[int]:
-        return (nbytes // (tvm.DataType(dtype).bits // 8),)
+        return (nbytes // dtype_bytes(dtype),)
 
     if len(dtypes) == 1:
         (dtype,) = dtypes

@@ -50,6 +50,7 @@ from tvm.tirx import _ffi_api as _tirx_ffi
 from tvm.tirx.stmt import BufferStore, For, SeqStmt
 
 from tvm_patch_core.errors import PatchTIRError
+from tvm_patch_core.graph import dtype_bytes
 from tvm_patch_core.windows import tiles
 
 from .inline_kernels import map_prim_funcs, schedule_kernel
@@ -212,9 +213,9 @@ def patch_tile(
     pools, views = pool_buffers(dtypes, pool_bytes)
     placed = {}
     for m, (offset, shape) in where.items():
-        elem = tvm.DataType(str(m.dtype)).bits // 8  # offsets are 16-byte aligned: whole elements
         lo = (tuple(a for a, _ in rows[m]), tuple(a for a, _ in cols[m]))
-        placed[m] = (views[str(m.dtype)], Scratch(offset // elem, shape, lo))
+        elems = offset // dtype_bytes(str(m.dtype))  # offsets are 16-byte aligned: whole elements
+        placed[m] = (views[str(m.dtype)], Scratch(elems, shape, lo))
 
     def c(v: int) -> tirx.PrimExpr:
         return tirx.const(v, idx_dtype)
@@ -282,17 +283,14 @@ def patch_tile(
             )
         )
     if streamed is not None:  # each patch first reads its input window
-        pool, s = placed[streamed]
+        _, s = placed[streamed]
         y0 = _table(ph, [a for a, _ in rows[streamed]], idx_dtype)
         x0 = _table(pw, [a for a, _ in cols[streamed]], idx_dtype)
         h = _table(ph, [b - a for a, b in rows[streamed]], idx_dtype)
         w = _table(pw, [b - a for a, b in cols[streamed]], idx_dtype)
-        n = s.shape[1] * s.shape[2] * s.shape[3]
-        if len(views) > 1:  # a typed view of the byte pool: point into the pool itself, in bytes
-            elem = tvm.DataType(str(streamed.dtype)).bits // 8
-            dst = pools[0].access_ptr("w", offset=c(s.offset * elem), extent=c(n * elem))
-        else:
-            dst = pool.access_ptr("w", offset=c(s.offset), extent=c(n))
+        nbytes = s.shape[1] * s.shape[2] * s.shape[3] * dtype_bytes(str(streamed.dtype))
+        unit = dtype_bytes(str(pools[0].dtype))  # the allocation's own elements (bytes when it has views)
+        dst = pools[0].access_ptr("w", offset=c(where[streamed][0] // unit), extent=c(nbytes // unit))
         i32 = [tirx.Cast("int32", v) if str(v.ty.dtype) != "int32" else v for v in (y0, x0, h, w)]  # the C ABI's
         read = tirx.call_extern("int32", STREAM_READ, dst, *i32)  # int32 (int64 loops shift args on 32-bit cores)
         tiled.insert(0, _assert(read == tirx.const(0, "int32"), "RuntimeError", STREAM_FAILED))

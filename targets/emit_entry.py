@@ -27,9 +27,9 @@ class StreamGeometry:
     element_bytes: int
 
     @property
-    def row_bytes(self) -> int:
-        """Bytes of one input row of one plane (NCHW) or of all channels (NHWC)."""
-        return self.width * self.element_bytes * (self.channels if self.layout == "NHWC" else 1)
+    def column_bytes(self) -> int:
+        """Bytes of one column of one input row: all channels (NHWC) or one element (NCHW)."""
+        return self.element_bytes * (self.channels if self.layout == "NHWC" else 1)
 
 
 def stream_geometry(graph: Graph) -> StreamGeometry | None:
@@ -44,8 +44,10 @@ def stream_geometry(graph: Graph) -> StreamGeometry | None:
 
 
 def _io_tables(graph: Graph, plan: ArenaPlan, name: str) -> list[str]:
-    slots = ", ".join("0" if t.kind is TensorKind.STREAMED else f"tvmp_arena + {plan.offset(t.name)}"
-                      for t in map(graph.tensor, graph.inputs))  # fmt: skip
+    def slot(name: str) -> str:  # a streamed input has none
+        return "0" if graph.tensors[name].kind is TensorKind.STREAMED else f"tvmp_arena + {plan.offset(name)}"
+
+    slots = ", ".join(slot(t) for t in graph.inputs)
     return [
         "",
         f"static void* const input_slots[] = {{{slots}}};",
@@ -104,7 +106,7 @@ def run_streamed(graph: Graph, plan: ArenaPlan, name: str, steps: list[str], g: 
     if g.layout == "NHWC":  # h rows of w pixels, each row contiguous in the input
         copy = [
             "  for (int32_t y = 0; y < h; ++y, out += row) {",
-            f"    memcpy(out, in + ((uint32_t)(y0 + y) * {g.width}u + (uint32_t)x0) * {g.row_bytes // g.width}u, row);",
+            f"    memcpy(out, in + ((uint32_t)(y0 + y) * {g.width}u + (uint32_t)x0) * {g.column_bytes}u, row);",
             "  }",
         ]
     else:  # C planes of h rows of w
@@ -135,7 +137,7 @@ def run_streamed(graph: Graph, plan: ArenaPlan, name: str, steps: list[str], g: 
         "static int32_t read_whole_input(void* ctx, void* dst, int32_t y0, int32_t x0, int32_t h, int32_t w) {",
         "  const uint8_t* in = (const uint8_t*)ctx;",
         "  uint8_t* out = (uint8_t*)dst;",
-        f"  const uint32_t row = (uint32_t)w * {g.row_bytes // g.width}u;",
+        f"  const uint32_t row = (uint32_t)w * {g.column_bytes}u;",
         *copy,
         "  return 0;",
         "}",

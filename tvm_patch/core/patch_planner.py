@@ -13,7 +13,7 @@ Search (exhaustive over the candidates, exact where it decides):
 5. The Pareto front over (extra MACs, arena): candidates in order of MACs, each one's exact
    arena laid out unless its lower bound already shows a cheaper plan as small (the proof is
    in `pareto_front`). The arena is the one the build will declare: the graph with the stage
-   as one call (stage.staged_graph), the in-place choice on it, the stage's scratch pools and
+   as one call (stage.staged_graph), the in-place choice on it, the stage's scratch pool and
    the depthwise temporaries as the workspaces TVM allocates (liveness.workspace_bytes),
    planned by arena.plan_arena with the build's buffers in the build's order.
 6. With a cap: the front plan with the fewest extra MACs whose arena fits (the cheapest plan
@@ -25,7 +25,7 @@ Search (exhaustive over the candidates, exact where it decides):
    MACs grow: 1.6% more MACs for 75% less arena, yes; 7% more for 1.8% less, no.
 If nothing fits, SramCapExceeded names the smallest plan, its bytes and the layer that limits it.
 With `stream_input` (`--stream-input`) the model input has no arena buffer: the stage reads
-each patch's input window into its pool (stage.scratch_pools), so every arena above, and the
+each patch's input window into its pool (stage.scratch_pool), so every arena above, and the
 cap, is the arena that streamed build declares.
 """
 
@@ -44,7 +44,7 @@ from .liveness import buffers, step_reads_writes, temp_workspaces
 from .options import CompileOptions
 from .plan_score import Score, SplitScorer, StageAxes
 from .progress import Progress
-from .stage import PatchPlan, first_input_extent, plan_windows, pool_workspace, scratch_pools, staged_graph
+from .stage import PatchPlan, first_input_extent, plan_windows, pool_workspace, scratch_pool, staged_graph
 from .windows import Window, out_hw, stage_layout, stage_windows, tiles
 
 SUPPORTED_OPS = frozenset({"nn.conv2d", "nn.max_pool2d", "nn.avg_pool2d", "add"})
@@ -168,13 +168,13 @@ def predicted_peak(
     windows = plan_windows(layers, plan)
     extents = {i: (max(w[i][1].height for w in windows), max(w[i][1].width for w in windows)) for i in plan.stage}
     window = first_input_extent(windows, plan) if stream_input else None
-    _, pools = scratch_pools(graph, layers, plan.stage, extents, window)
+    _, pool = scratch_pool(graph, layers, plan.stage, extents, window)
     staged = staged_graph(graph, plan)
     if inplace:
         staged = with_inplace(staged, choose_inplace(staged, layers, len(plan.stage)))
     workspace = temp_workspaces(staged)
-    if pool_workspace(pools):
-        workspace[0] = workspace.get(0, 0) + pool_workspace(pools)  # the stage is call 0; its pools
+    if pool_workspace(pool):
+        workspace[0] = workspace.get(0, 0) + pool_workspace(pool)  # the stage is call 0; its pool
     bufs = buffers(staged, workspace, exclude_inputs=stream_input)
     steps = step_reads_writes(staged)
     live = [sum(b.size for b in bufs if b.first <= i <= b.last) for i in range(len(steps))]

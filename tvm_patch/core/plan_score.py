@@ -9,11 +9,11 @@ The planner scores every (split, grid) pair; most of the work is the same for ma
    a tile shared by many grids (and by the receptive-field-aware nudging) is walked once.
 2. From those intervals, per plan: the exact MACs (a layer's patched MACs are its MACs per
    pixel x the sum of its window heights over row tiles x the sum of its widths over column
-   tiles) and each scratch region (largest height x largest width), then the pools
-   (stage.scratch_pools).
+   tiles) and each scratch region (largest height x largest width), then the pool
+   (stage.scratch_pool).
 3. Per split, the staged graph, its in-place choice, its buffers and the bytes live at each
    step are built once; a grid changes only the stage's workspace at step 0. So a plan gets
-   a lower bound on its arena without any layout (`SplitScorer.score`), and the pools and the
+   a lower bound on its arena without any layout (`SplitScorer.score`), and the pool and the
    exact arena are laid out only for the plans the search asks for (`Score.arena`).
 Everything here equals what patch_planner.predicted_peak computes from stage_windows; tests
 compare the two.
@@ -28,7 +28,7 @@ from .graph import Graph, Workspace
 from .inplace_rules import choose_inplace, with_inplace
 from .layers import Layer
 from .liveness import aligned, buffers, temp_workspaces
-from .stage import PatchPlan, pool_workspace, scratch_pools, staged_graph
+from .stage import PatchPlan, pool_workspace, scratch_pool, staged_graph
 from .windows import _axis_params, _axis_window, in_hw, out_hw, stage_layout
 
 Interval = tuple[int, int, int, int]  # (in0, in1, out0, out1) of one layer along one axis
@@ -86,14 +86,16 @@ class Score:
         """The exact arena of the build: with the input streamed (no input buffer, its window
         in the stage's pool) or counted (the input in the arena); default: the scorer's mode."""
         streamed = self.scorer.stream_input if stream_input is None else stream_input
-        window = self.input_extent if streamed else None
-        return self.scorer.arena(self.scorer.stage_workspace(self.extents, window), streamed)
+        return self._laid_out(streamed, without_input=streamed)
 
     def arena_without_input(self) -> int:
         """The arena less the input buffer: the build's own when the input is streamed, else
         the counted build's arena planned without the input (the report's excl. figure)."""
-        window = self.input_extent if self.scorer.stream_input else None
-        return self.scorer.arena(self.scorer.stage_workspace(self.extents, window), True)
+        return self._laid_out(self.scorer.stream_input, without_input=True)
+
+    def _laid_out(self, window_in_pool: bool, without_input: bool) -> int:
+        window = self.input_extent if window_in_pool else None
+        return self.scorer.arena(self.scorer.stage_workspace(self.extents, window), without_input)
 
 
 class SplitScorer:
@@ -117,14 +119,14 @@ class SplitScorer:
         inp = graph.tensors[graph.inputs[0]] if len(graph.inputs) == 1 else None
         h0, w0 = self.axes.in_sizes[0]
         self.input_per_pixel = inp.nbytes // max(1, h0 * w0) if inp is not None else 0  # all channels
-        # the scratch regions, as stage.scratch_pools makes them: (dtype, bytes per pixel, live steps)
+        # the scratch regions, as stage.scratch_pool makes them: (bytes per pixel, live steps)
         pos = {layer.name: p for p, layer in enumerate(self.axes.members)}
         self.regions = []
         for p, layer in enumerate(self.axes.members[:-1]):
             full = graph.tensors[graph.calls[p].outputs[0]]
             h, w = self.axes.out_sizes[p]
             readers = [pos[m.name] for m in self.axes.members if layer.name in m.inputs]
-            self.regions.append((full.dtype, full.nbytes // max(1, h * w), p, max(readers, default=p)))
+            self.regions.append((full.nbytes // max(1, h * w), p, max(readers, default=p)))
         staged = staged_graph(graph, PatchPlan(self.stage, ((0, 1),), ((0, 1),)))  # reads only the stage
         if inplace:
             staged = with_inplace(staged, choose_inplace(staged, layers, k))
@@ -150,7 +152,7 @@ class SplitScorer:
 
     def score(self, tiles_h: tuple[tuple[int, int], ...], tiles_w: tuple[tuple[int, int], ...]) -> Score:
         """Exact extra MACs, and the lower bound max(most live at steps >= 1, live at step 0 +
-        the workspace of pools each at its own liveness lower bound): workspace_bytes is
+        the workspace of the pool at its liveness lower bound): workspace_bytes is
         monotone and no pool is below its lower bound, so no arena of this plan is smaller."""
         rows = [self.axes.intervals(0, a, b) for a, b in tiles_h]
         cols = [self.axes.intervals(1, a, b) for a, b in tiles_w]
@@ -163,24 +165,23 @@ class SplitScorer:
             extents.append((max(hs), max(ws)))
         input_extent = (max(r[0][1] - r[0][0] for r in rows), max(c[0][1] - c[0][0] for c in cols))
         live: dict[int, int] = {}  # step -> bytes of the pool's regions live then (one pool, all dtypes)
-        for (_, per_pixel, first, last), (h, w) in zip(self.regions, extents, strict=False):
+        for (per_pixel, first, last), (h, w) in zip(self.regions, extents, strict=False):
             for step in range(first, last + 1):
                 live[step] = live.get(step, 0) + aligned(h * w * per_pixel)
         if self.stream_input:  # the input's window, read by the first layer only (stream_refusal)
             live[0] = live.get(0, 0) + aligned(input_extent[0] * input_extent[1] * self.input_per_pixel)
-        pool_bound = {"pool": max(live.values(), default=0)}
-        bound = max(self.live_rest, self.live0 + pool_workspace(pool_bound))
+        bound = max(self.live_rest, self.live0 + pool_workspace(max(live.values(), default=0)))
         plan = PatchPlan(self.stage, tiles_h, tiles_w)
         return Score(plan, patched - self.base_macs, bound, tuple(extents), input_extent, self)
 
     def stage_workspace(self, extents: tuple[tuple[int, int], ...], input_extent: tuple[int, int] | None = None) -> int:
-        """The stage kernel's workspace: its pools (stage.scratch_pools, with the streamed
+        """The stage kernel's workspace: its pool (stage.scratch_pool, with the streamed
         input's window if `input_extent`), laid out exactly."""
         key = (extents, input_extent)
         if key not in self._pools:
             largest = dict(zip(self.stage, extents, strict=True))
-            _, pools = scratch_pools(self.graph, self.layers, self.stage, largest, input_extent)
-            self._pools[key] = pool_workspace(pools)
+            _, pool = scratch_pool(self.graph, self.layers, self.stage, largest, input_extent)
+            self._pools[key] = pool_workspace(pool)
         return self._pools[key]
 
     def arena(self, stage_workspace: int, without_input: bool) -> int:

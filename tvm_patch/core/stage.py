@@ -56,23 +56,22 @@ def plan_windows(layers: list[Layer], plan: PatchPlan) -> tuple[dict[int, tuple[
 def stage_scratch(
     graph: Graph, layers: list[Layer], plan: PatchPlan, windows: tuple[dict, ...], stream_input: bool = False
 ) -> tuple[dict[int, int], int]:
-    """(layer -> bytes of its scratch, pool bytes) for the stage's windows (scratch_pools)."""
+    """(layer -> bytes of its scratch, pool bytes) for the stage's windows (scratch_pool)."""
     extents = {
         i: (max(win[i][1].height for win in windows), max(win[i][1].width for win in windows)) for i in plan.stage
     }
     input_extent = first_input_extent(windows, plan) if stream_input else None
-    scratch, pools = scratch_pools(graph, layers, plan.stage, extents, input_extent)
-    return scratch, sum(pools.values())
+    return scratch_pool(graph, layers, plan.stage, extents, input_extent)
 
 
-def scratch_pools(
+def scratch_pool(
     graph: Graph,
     layers: list[Layer],
     stage: tuple[int, ...],
     extents: dict[int, tuple[int, int]],
     input_extent: tuple[int, int] | None = None,
-) -> tuple[dict[int, int], dict[str, int]]:
-    """(layer -> bytes of its scratch, {dtypes: bytes of the pool}), given each stage layer's
+) -> tuple[dict[int, int], int]:
+    """(layer -> bytes of its scratch, bytes of the pool), given each stage layer's
     largest output window (height, width): each stage layer but the last keeps its output in
     a region that tall and that wide (PatchTIR's layout), live from the layer that writes it to
     the last stage layer that reads it; a streamed input's largest window is one more region,
@@ -81,7 +80,6 @@ def scratch_pools(
     pos = {layers[i].name: k for k, i in enumerate(stage)}
     scratch: dict[int, int] = {}
     bufs: list[Buffer] = []
-    dtypes: set[str] = set()
     for k, i in enumerate(stage[:-1]):
         full = graph.tensors[graph.calls[i].outputs[0]]
         h, w = out_hw(layers[i])
@@ -89,16 +87,13 @@ def scratch_pools(
         scratch[i] = extents[i][0] * extents[i][1] * per_pixel
         readers = [pos[layers[j].name] for j in stage if layers[i].name in layers[j].inputs]
         bufs.append(Buffer(str(k), scratch[i], k, max(readers, default=k)))
-        dtypes.add(full.dtype)
     if input_extent is not None:  # a streamed input: its largest window (PatchTIR's last region)
         inp = graph.tensors[graph.inputs[0]]
         h, w = in_hw(layers[stage[0]])
         nbytes = input_extent[0] * input_extent[1] * (inp.nbytes // (h * w))  # batch 1, all channels
         readers = [k for k, i in enumerate(stage) if graph.inputs[0] in graph.calls[i].inputs]
         bufs.append(Buffer(str(len(bufs)), nbytes, 0, max(readers)))
-        dtypes.add(inp.dtype)
-    pools = {"+".join(sorted(dtypes)): plan_arena(bufs, alignment=ALIGNMENT).size} if bufs else {}
-    return scratch, pools
+    return scratch, plan_arena(bufs, alignment=ALIGNMENT).size if bufs else 0
 
 
 def streamed_graph(graph: Graph, layout: str) -> Graph:
@@ -115,9 +110,9 @@ def first_input_extent(windows: tuple[dict, ...], plan: PatchPlan) -> tuple[int,
     return max(win[first][0].height for win in windows), max(win[first][0].width for win in windows)
 
 
-def pool_workspace(pools: dict[str, int]) -> int:
-    """Arena bytes of the stage kernel's workspace: its pools, each one allocation."""
-    return workspace_bytes(*pools.values())
+def pool_workspace(pool: int) -> int:
+    """Arena bytes of the stage kernel's workspace: its pool, one allocation."""
+    return workspace_bytes(pool)
 
 
 def staged_graph(graph: Graph, plan: PatchPlan) -> Graph:
