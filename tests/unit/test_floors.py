@@ -2,7 +2,8 @@
 and only at the top of the file (a function-level import hides a cycle).
 
     0 data        tvm_patch_core: errors, names, options, boards, graph, layers, report, fixed_point, ...
-    1 planning    tvm_patch_core: arena, liveness, windows, stage, inplace_rules, plan_score, patch_planner
+    1 planning    tvm_patch_core: arena, liveness, windows, stage_inplace, stage, inplace_rules, plan_score,
+                  patch_planner
     2 frontend    tvm_patch: frontend, onnx_import, tflite_import, model_checks, int8, layer_graph, lower; passes/
     3 rewrite     tvm_patch: rewrite, pipelines
     4 targets     targets/
@@ -34,7 +35,7 @@ DATA |= {
     "fixed_point",
     "fixed_point_nonlinear",
 }  # TFLite Micro's int8 arithmetic in numpy
-PLANNING = {"arena", "liveness", "windows", "stage", "inplace_rules", "plan_score", "patch_planner"}
+PLANNING = {"arena", "liveness", "windows", "stage_inplace", "stage", "inplace_rules", "plan_score", "patch_planner"}
 HEAVY = ("tvm", "tvm_ffi", "onnx", "tflite", "matplotlib", "onnxruntime")
 
 

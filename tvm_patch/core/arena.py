@@ -7,9 +7,13 @@ share a step. The planner then:
 1. Rounds every size up to `alignment`, so every offset it hands out is a multiple of it.
 2. Merges in-place pairs: a buffer whose `inplace_of` source ends at the step where it begins,
    and is no larger, becomes one block with its source (the union of the two lifetimes) and
-   later gets the source's offset. Each source accepts at most one such buffer (the first in
-   input order), so chains of pairs share one slot; a request that does not qualify is
-   ignored. A block's height varies over its lifetime: at each step, the largest member live
+   later gets the source's offset. With `inplace_shift` (bytes, rounded up to `alignment`) it
+   starts that far below its source instead (above, if negative), whatever its size: a kernel
+   whose writes trail its reads by that distance (stage_inplace.py proves it for the patch
+   stage's maps); a block's members then sit at fixed distances from each other, the lowest
+   at the block's offset. Each source accepts at most one such buffer (the first in input
+   order), so chains of pairs share one block; a request that does not qualify is ignored.
+   A block's height varies over its lifetime: at each step, the highest end of a member live
    then (a stride-2 depthwise's smaller output frees the rest of its input's bytes as soon as
    the input is dead).
 3. Places blocks greedy-by-size, as TFLite Micro's GreedyMemoryPlanner and USMP's
@@ -53,6 +57,7 @@ class Buffer:
     first: int  # first step (kernel index) at which it is live, inclusive
     last: int  # last step at which it is live, inclusive
     inplace_of: Hashable | None = None  # may share the offset of this buffer (see module docstring)
+    inplace_shift: int | None = None  # bytes below inplace_of's offset it starts (any size), if set
 
     def __post_init__(self) -> None:
         if self.size <= 0:
@@ -98,7 +103,7 @@ class ArenaPlan:
         end = max(p.buffer.last for p in self.placements)
         width = max(len("name"), *(len(p.buffer.label) for p in self.placements))
         offsets = {p.buffer.key: p.offset for p in self.placements}
-        parent = _inplace_parent([p.buffer for p in self.placements], offsets)
+        parent = _inplace_parent([p.buffer for p in self.placements], offsets, self.alignment)
         lines = [header, f"{'name':<{width}}  {'offset':>8}  {'size':>8}  {'steps':>9}  timeline"]
         for p in sorted(self.placements, key=lambda p: (p.offset, p.buffer.first, p.buffer.label)):
             b = p.buffer
@@ -122,7 +127,7 @@ class ArenaPlan:
                     f"buffer {b.label} (offset {p.offset}, {b.size} B) lies outside the {self.size} B arena"
                 )
         offsets = {p.buffer.key: p.offset for p in self.placements}
-        parent = _inplace_parent([p.buffer for p in self.placements], offsets)
+        parent = _inplace_parent([p.buffer for p in self.placements], offsets, self.alignment)
         ordered = sorted(self.placements, key=lambda p: p.buffer.first)
         for i, p in enumerate(ordered):
             a = p.buffer
@@ -132,8 +137,8 @@ class ArenaPlan:
                     break  # sorted by first: no later buffer is live together with a
                 if p.offset + a.size <= q.offset or q.offset + b.size <= p.offset:
                     continue
-                if p.offset == q.offset and _root(parent, a.key) == _root(parent, b.key):
-                    continue  # in-place pair
+                if parent.get(a.key) == b.key or parent.get(b.key) == a.key:
+                    continue  # an in-place pair, at its distance
                 raise ArenaOverlapError(
                     f"buffers {a.label} (offset {p.offset}, {a.size} B, steps "
                     f"{a.first}..{a.last}) and {b.label} (offset {q.offset}, {b.size} B, steps "
@@ -153,9 +158,15 @@ def _root(parent: dict[Hashable, Hashable], key: Hashable) -> Hashable:
     return key
 
 
-def _inplace_parent(buffers: Sequence[Buffer], offsets: dict[Hashable, int] | None = None) -> dict[Hashable, Hashable]:
+def _shift(b: Buffer, alignment: int) -> int:
+    return _align(b.inplace_shift, alignment) if b.inplace_shift else 0
+
+
+def _inplace_parent(
+    buffers: Sequence[Buffer], offsets: dict[Hashable, int] | None = None, alignment: int = ALIGNMENT
+) -> dict[Hashable, Hashable]:
     """Map each honoured in-place buffer's key to its source's key (step 2 of the docstring);
-    with `offsets`, only pairs placed at the same offset count."""
+    with `offsets`, only pairs placed at their distance (the shift, or the same offset) count."""
     by_key = {b.key: b for b in buffers}
     parent: dict[Hashable, Hashable] = {}
     claimed: set[Hashable] = set()
@@ -164,35 +175,43 @@ def _inplace_parent(buffers: Sequence[Buffer], offsets: dict[Hashable, int] | No
         if (
             src is not None
             and src.last == b.first
-            and b.size <= src.size
+            and (b.size <= src.size or b.inplace_shift is not None)
             and src.key not in claimed
             and _root(parent, src.key) != b.key  # no cycles
-            and (offsets is None or offsets[src.key] == offsets[b.key])
+            and (offsets is None or offsets[src.key] - offsets[b.key] == _shift(b, alignment))
         ):
             parent[b.key] = src.key
             claimed.add(src.key)
     return parent
 
 
-def _blocks(buffers: Sequence[Buffer], alignment: int) -> list[tuple[list[Buffer], dict[int, int]]]:
-    """Group buffers into placement blocks: (members, height per live step)."""
+def _blocks(buffers: Sequence[Buffer], alignment: int) -> list[tuple[list[Buffer], dict[int, int], dict]]:
+    """Group buffers into placement blocks: (members, height per live step, member -> its
+    offset in the block)."""
     if alignment <= 0:
         raise ValueError(f"alignment must be > 0, got {alignment}")
     keys = [b.key for b in buffers]
     if len(set(keys)) != len(keys):
         dup = sorted({str(k) for k in keys if keys.count(k) > 1})
         raise ValueError(f"buffer keys must be unique, repeated: {dup}")
-    parent = _inplace_parent(buffers)
+    parent = _inplace_parent(buffers, alignment=alignment)
+    by_key = {b.key: b for b in buffers}
     groups: dict[Hashable, list[Buffer]] = {}
     for b in buffers:
         groups.setdefault(_root(parent, b.key), []).append(b)
+
+    def rel(key: Hashable) -> int:  # offset from the root's, <= 0
+        return rel(parent[key]) - _shift(by_key[key], alignment) if key in parent else 0
+
     blocks = []
     for members in groups.values():
+        base = min(rel(m.key) for m in members)
+        at = {m.key: rel(m.key) - base for m in members}
         height: dict[int, int] = {}
         for m in members:
             for step in range(m.first, m.last + 1):
-                height[step] = max(height.get(step, 0), _align(m.size, alignment))
-        blocks.append((members, height))
+                height[step] = max(height.get(step, 0), at[m.key] + _align(m.size, alignment))
+        blocks.append((members, height, at))
     return blocks
 
 
@@ -222,11 +241,11 @@ def plan_arena(buffers: Sequence[Buffer], alignment: int = ALIGNMENT) -> ArenaPl
     blocks = _blocks(buffers, alignment)
     lower_bound = liveness_lower_bound(buffers, alignment)
     n = len(blocks)
-    heights = [h for _, h in blocks]
+    heights = [h for _, h, _ in blocks]
     sizes = [max(h.values()) for h in heights]
     firsts = [min(h) for h in heights]
     lasts = [max(h) for h in heights]
-    names = [members[0].label for members, _ in blocks]
+    names = [members[0].label for members, _, _ in blocks]
     conflicts: list[list[tuple[int, int, int]]] = [[] for _ in range(n)]
     for i in range(n):
         for j in range(i + 1, n):
@@ -268,7 +287,7 @@ def plan_arena(buffers: Sequence[Buffer], alignment: int = ALIGNMENT) -> ArenaPl
             break
 
     size, offsets, algorithm = best if best is not None else (0, [], "empty")
-    offset_of = {m.key: offsets[i] for i, (members, _) in enumerate(blocks) for m in members}
+    offset_of = {m.key: offsets[i] + at[m.key] for i, (members, _, at) in enumerate(blocks) for m in members}
     placements = tuple(Placement(b, offset_of[b.key]) for b in buffers)
     return ArenaPlan(placements, size, lower_bound, algorithm, alignment)
 
@@ -276,7 +295,7 @@ def plan_arena(buffers: Sequence[Buffer], alignment: int = ALIGNMENT) -> ArenaPl
 def live_per_step(buffers: Sequence[Buffer], alignment: int = ALIGNMENT) -> dict[int, int]:
     """Aligned bytes live at each step (in-place pairs counted once): the lower bound's terms."""
     live: dict[int, int] = {}
-    for _, height in _blocks(buffers, alignment):
+    for _, height, _ in _blocks(buffers, alignment):
         for step, h in height.items():
             live[step] = live.get(step, 0) + h
     return live
