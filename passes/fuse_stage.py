@@ -143,7 +143,8 @@ def _used_after(main: relax.Function, inner: set, stage: set) -> list[str]:
 @tvm.transform.module_pass(opt_level=0, name="FuseStage")
 class FuseStage:
     """Fuse main's first `layers` kernel calls into one call of `patch_stage`, carrying the
-    tiles (per axis, [lo, hi) of the stage's last output) and the layout for PatchTIR."""
+    tiles (per axis, [lo, hi) of the stage's last output), the layout and the planner's
+    in-place pairs for PatchTIR."""
 
     def __init__(
         self,
@@ -152,6 +153,7 @@ class FuseStage:
         tiles_w: tuple[tuple[int, int], ...],
         layout: str = "NHWC",
         stream_input: bool = False,
+        inplace: tuple[tuple[int, int, int, int], ...] = (),
     ) -> None:
         self.layers, self.stream_input = layers, stream_input
         self.attrs = {
@@ -159,6 +161,8 @@ class FuseStage:
             "patch_tiles_w": [list(t) for t in tiles_w],
             "patch_layout": layout,
         }
+        if inplace:  # (nest, source nest or -1 for the streamed input, shift bytes, backwards): PatchTIR's pairs
+            self.attrs["patch_inplace"] = [list(p) for p in inplace]
 
     def transform_module(self, mod: tvm.IRModule, _ctx: tvm.transform.PassContext) -> tvm.IRModule:
         return fuse_stage(mod, self.layers, self.attrs, self.stream_input)

@@ -4,7 +4,9 @@ window lives and what is allocated.
 Every scratch map (the stage's intermediates, and a streamed input's window) is a region of
 its largest window, live from the first nest that touches it to the last; the regions are laid
 out in bytes by the arena planner (tvm_patch_core.arena, 16-byte aligned), whatever their
-dtype, so maps never live together share bytes. The pool is one allocation: a buffer of the
+dtype. Maps that are never live together may share bytes; two that are live together share
+none, except the planner's in-place pairs (a map written over the one it reads, at the
+distance the nest's loop order allows, step 7). The pool is one allocation: a buffer of the
 maps' dtype, or for maps of several dtypes a uint8 buffer with a typed view per dtype.
 tvm_patch_core.stage.scratch_pool predicts the same layout without building anything.
 """
@@ -34,9 +36,13 @@ def plan_pool(
     cols: dict,
     axes: tuple[int, int],
     streamed: object = None,
+    pairs: dict | None = None,
 ) -> tuple[dict, int]:
     """(map -> (byte offset, shape), pool bytes): every scratch map, whatever its dtype, in one
-    arena of bytes over the nests' lifetimes (the key of a map is its position in the list)."""
+    arena of bytes over the nests' lifetimes (the key of a map is its position in the list);
+    `pairs`: position -> (source position, shift), a map starting that far below its source
+    (Buffer.inplace_shift; the planner's pairs, checked by passes/patch_inplace.py)."""
+    pairs = pairs or {}
     shapes, buffers = {}, []
     for m in scratch_maps:
         shape = [int(d) for d in maps[m]]
@@ -48,7 +54,9 @@ def plan_pool(
         for d in shape:
             nbytes *= d
         first = 0 if streamed is not None and m.same_as(streamed) else min(used)  # filled before nest 0
-        buffers.append(Buffer(str(len(buffers)), nbytes, first, max(used)))
+        k = len(buffers)
+        src, shift = pairs.get(k, (None, None))
+        buffers.append(Buffer(str(k), nbytes, first, max(used), None if src is None else str(src), shift))
     plan = plan_arena(buffers, alignment=ALIGNMENT)
     return {m: (plan.offset(str(i)), shapes[m]) for i, m in enumerate(scratch_maps)}, plan.size
 

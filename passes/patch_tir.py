@@ -29,6 +29,13 @@ attributes `patch_tiles_h` / `patch_tiles_w` (tile bounds on the output, may be 
    the patch's own window height and width). A nonzero return stops the kernel with an
    error (an assertion, so both call conventions report it). So nothing reads the parameter
    and the full input never needs to be in memory. Batch 1 only.
+7. In place (attribute `patch_inplace`, the planner's pairs: nest, source nest or -1 for the
+   streamed input, shift, backwards): a nest's region starts `shift` bytes below its
+   source's region (Buffer.inplace_shift), so the two share bytes, and a backwards nest's
+   loops over rows, columns and channels run last value first (its reduction loops as they
+   were: every sum adds in the same order, bit for bit). Each pair is checked against the
+   nest's own loops over every patch (passes/patch_inplace.py): a shift they do not allow is
+   refused with the one they need. Without the attribute no map shares bytes with a live one.
 
 Anything that does not fit this shape raises PatchTIRError with the reason; callers leave
 such a stage per layer and say so.
@@ -37,9 +44,10 @@ such a stage per layer and say so.
 from __future__ import annotations
 
 import itertools
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
+import numpy as np
 import tvm
 import tvm_ffi
 from tvm import s_tir, tirx
@@ -54,6 +62,7 @@ from tvm_patch_core.graph import dtype_bytes
 from tvm_patch_core.windows import tiles
 
 from .inline_kernels import map_prim_funcs, schedule_kernel
+from .patch_inplace import nest_shifts, outer_loops
 from .patch_scratch import Scratch, plan_pool, pool_buffers
 
 AXES = {"NHWC": (1, 2), "NCHW": (2, 3)}
@@ -163,10 +172,17 @@ def _stream_param(func: tirx.PrimFunc, name: str | None, maps: dict, nests: list
 
 
 def patch_tile(
-    func: tirx.PrimFunc, tiles_h: Tiles, tiles_w: Tiles, layout: str = "NHWC", stream_input: str | None = None
+    func: tirx.PrimFunc,
+    tiles_h: Tiles,
+    tiles_w: Tiles,
+    layout: str = "NHWC",
+    stream_input: str | None = None,
+    inplace: Sequence[tuple[int, int, int, int]] = (),
 ) -> tirx.PrimFunc:
     """`func` computed patch by patch over the output tiles (see the module docstring);
-    `stream_input` names the input parameter whose windows come from tvmp_stream_read."""
+    `stream_input` names the input parameter whose windows come from tvmp_stream_read;
+    `inplace`: (nest, source nest or -1 for the streamed input, shift bytes, backwards) pairs
+    (step 7)."""
     if layout not in AXES:
         raise PatchTIRError(f"patch_layout {layout!r}: use NHWC or NCHW")
     axes = AXES[layout]
@@ -209,7 +225,8 @@ def patch_tile(
     dtypes = sorted({str(b.dtype) for b in scratch_maps})
     idx_dtype = str(nests[-1].loops[0].ty.dtype)
     ph, pw = Var("ph", idx_dtype), Var("pw", idx_dtype)
-    where, pool_bytes = plan_pool(nests, scratch_maps, maps, rows, cols, axes, streamed)
+    pairs = _pairs(inplace, nests, scratch_maps, streamed)
+    where, pool_bytes = plan_pool(nests, scratch_maps, maps, rows, cols, axes, streamed, pairs)
     pools, views = pool_buffers(dtypes, pool_bytes)
     placed = {}
     for m, (offset, shape) in where.items():
@@ -237,6 +254,48 @@ def patch_tile(
             linear = linear + idx[d] * c(stride)
             stride *= s.shape[d]
         return linear
+
+    def window_flat(m: Var) -> Callable:  # map indices per axis, tile -> element offsets in m's region
+        s = placed[m][1]
+
+        def lay(idx: list, ti: int, tj: int) -> object:
+            idx = list(idx)
+            idx[axes[0]] = idx[axes[0]] - s.lo[0][ti]
+            idx[axes[1]] = idx[axes[1]] - s.lo[1][tj]
+            if streamed is not None and m.same_as(streamed):
+                h, w = (rows[m][ti][1] - rows[m][ti][0]), (cols[m][tj][1] - cols[m][tj][0])
+                if layout == "NHWC":
+                    return (idx[1] * w + idx[2]) * s.shape[3] + idx[3]
+                return (idx[1] * h + idx[2]) * w + idx[3]
+            linear = 0
+            for d in range(len(idx)):
+                linear = linear * s.shape[d] + idx[d]
+            return linear
+
+        return lay
+
+    def nbytes(m: Var) -> int:
+        return int(np.prod(placed[m][1].shape)) * dtype_bytes(str(m.dtype))
+
+    backwards = set()
+    for (k, _j, shift, reverse), (out_i, (src_i, _)) in zip(inplace, pairs.items(), strict=True):
+        nest, out_m, src_m = nests[k], scratch_maps[out_i], scratch_maps[src_i]
+        spans = {
+            nest.loops[0]: lambda t, m=out_m: (rows[m][t[0]][0], rows[m][t[0]][1] - rows[m][t[0]][0]),
+            nest.loops[1]: lambda t, m=out_m: (cols[m][t[1]][0], cols[m][t[1]][1] - cols[m][t[1]][0]),
+        }
+        flats, sizes = (window_flat(out_m), window_flat(src_m)), (nbytes(out_m), nbytes(src_m))
+        tiles_hw = itertools.product(range(len(tiles_h)), range(len(tiles_w)))
+        found = [nest_shifts(nest, out_m, src_m, flats, spans, tile, sizes) for tile in tiles_hw]
+        forward, back = max(f for f, _ in found), min(b for _, b in found)  # over every patch
+        if (shift > back) if reverse else (shift < forward):
+            need = f"at most {back}" if reverse else f"at least {forward}"
+            raise PatchTIRError(
+                f"in place: loop nest {k} needs its map {need} B below its source (over every patch), "
+                f"the plan gives {shift} B"
+            )
+        if reverse:
+            backwards |= {f.loop_var for f in outer_loops(nest, out_m)}
 
     def region(m: Var) -> list:
         _pool, s = placed[m]
@@ -272,10 +331,14 @@ def patch_tile(
         }
 
         def on_for(f: For, bounds: dict = bounds) -> For:
-            if f.loop_var not in bounds:
+            lo, ext = bounds.get(f.loop_var, (f.min, f.extent))
+            body = f.body
+            if f.loop_var in backwards:  # the same range, last value first
+                back = lo + lo + ext - tirx.const(1, str(f.loop_var.ty.dtype)) - f.loop_var
+                body = tvm_ffi.structural_map(body, [(Var, lambda v, x=f.loop_var, e=back: e if v.same_as(x) else v)])
+            elif f.loop_var not in bounds:
                 return f
-            lo, ext = bounds[f.loop_var]
-            return For(f.loop_var, lo, ext, f.kind, f.body, f.thread_binding, f.annotations)
+            return For(f.loop_var, lo, ext, f.kind, body, f.thread_binding, f.annotations)
 
         tiled.append(
             tvm_ffi.structural_map(
@@ -320,6 +383,24 @@ def patch_tile(
     )
 
 
+def _pairs(inplace: Sequence, nests: list[Nest], scratch_maps: list, streamed: object) -> dict:
+    """scratch position -> (source scratch position, shift) for the planner's pairs."""
+    pairs = {}
+
+    def position(m: object) -> int:
+        found = [i for i, x in enumerate(scratch_maps) if x.same_as(m)]
+        if not found:
+            raise PatchTIRError(f"in place: {m.name} has no region in the pool")
+        return found[0]
+
+    for k, j, shift, _reverse in inplace:
+        if not 0 <= k < len(nests) or not -1 <= j < len(nests) or (j < 0 and streamed is None):
+            raise PatchTIRError(f"in place: no pair ({k}, {j}) in a stage of {len(nests)} loop nests")
+        src = streamed if j < 0 else nests[j].out
+        pairs[position(nests[k].out)] = (position(src), int(shift))
+    return pairs
+
+
 def _assert(condition: tirx.PrimExpr, kind: str, message: str) -> tirx.Stmt:
     """AssertStmt(kind, condition, [message]). Built through the FFI constructor, whose order
     is (condition, kind, parts): apache-tvm 0.27's Python AssertStmt.__init__ passes its
@@ -345,7 +426,8 @@ def patch_tile_from_attrs(func: tirx.PrimFunc) -> tirx.PrimFunc:
         grid = tuple(int(g) for g in attrs["patch_grid"]) if "patch_grid" in attrs else (2, 2)
         tiles_h, tiles_w = _tiles(func, axes[0], grid[0]), _tiles(func, axes[1], grid[1])
     stream = str(attrs["patch_stream_input"]) if "patch_stream_input" in attrs else None
-    return patch_tile(func, tiles_h, tiles_w, layout, stream)
+    pairs = [tuple(int(x) for x in p) for p in attrs["patch_inplace"]] if "patch_inplace" in attrs else []
+    return patch_tile(func, tiles_h, tiles_w, layout, stream, pairs)
 
 
 @tvm.transform.module_pass(opt_level=0, name="PatchTIR")

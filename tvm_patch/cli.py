@@ -82,7 +82,7 @@ def _compile(args: argparse.Namespace) -> int:
     for st in r.patch_stages:
         print(
             f"  patch stage: {len(st.layers)} layers, {st.grid[0]}x{st.grid[1]} patches in one kernel "
-            f"(scratch pool {st.scratch_pool_bytes:,} B), "
+            f"(scratch pool {st.scratch_pool_bytes:,} B, {len(st.in_place)} layers in place), "
             f"+{st.extra_macs:,} MACs ({100 * st.extra_fraction_of_model:.1f}% of the model); per-layer build: "
             f"{r.layer_peak_sram_bytes:,} B ({r.layer_peak_sram_bytes_excl_input:,} B without the input), "
             + (

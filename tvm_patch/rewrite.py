@@ -37,17 +37,23 @@ class Lowered:
     refusal: str | None  # why the patch pass left the model per layer
 
 
-def build_stage(program: Program, layers: list[Layer], plan: PatchPlan, stream_input: bool = False) -> Program:
+def build_stage(
+    program: Program, layers: list[Layer], plan: PatchPlan, stream_input: bool = False, inplace: bool = True
+) -> Program:
     """The program with its first K calls replaced by one call of the tiled stage kernel;
-    `stream_input`: the kernel reads the model input window by window (tvmp_stream_read)."""
+    `stream_input`: the kernel reads the model input window by window (tvmp_stream_read);
+    `inplace`: stage layers write over their source where the planner's pairs pay."""
     layout = stage_layout(layers, list(plan.stage))
-    fuse = FuseStage(len(plan.stage), plan.tiles_h, plan.tiles_w, layout, stream_input)
-    built = read_program(PatchTIR()(fuse(program.lowered)), program.grouped)
     windows = plan_windows(layers, plan)
-    scratch, _ = stage_scratch(program.graph, layers, plan, windows, stream_input)
+    scratch, _, pairs = stage_scratch(program.graph, layers, plan, windows, stream_input, inplace)
+    kept = tuple((p.out, p.source, p.shift, int(p.reverse)) for p in pairs)
+    fuse = FuseStage(len(plan.stage), plan.tiles_h, plan.tiles_w, layout, stream_input, kept)
+    built = read_program(PatchTIR()(fuse(program.lowered)), program.grouped)
     pool = int(built.kernels[STAGE_KERNEL].attrs["patch_scratch_bytes"])  # the built kernel's own
     graph = streamed_graph(built.graph, layout) if stream_input else built.graph  # no arena slot for the input
-    return replace(built, graph=graph, fused=program.fused, stage=StageInfo(plan, layout, windows, scratch, pool))
+    return replace(
+        built, graph=graph, fused=program.fused, stage=StageInfo(plan, layout, windows, scratch, pool, tuple(pairs))
+    )
 
 
 def apply_inplace(program: Program, layers: list[Layer]) -> Program:
@@ -69,7 +75,8 @@ def lower_model(mod: tvm.IRModule, options: CompileOptions) -> Lowered:
         try:  # split, grid and tiles under the SRAM cap, predicted without building
             choice = choose_plan(per_layer.graph, layers, options)
             stream = options.patch.stream_input  # the stage reads the input window by window
-            program = build_stage(per_layer, layers, choice.plan, stream)  # FuseStage + PatchTIR: one tiled kernel
+            # FuseStage + PatchTIR: one tiled kernel, stage layers in place where the plan says
+            program = build_stage(per_layer, layers, choice.plan, stream, options.inplace)
         except (NoPatchStage, PatchTIRError) as why:
             program, choice, refusal = per_layer, None, str(why)  # stays per layer; the report says why
     if options.inplace:

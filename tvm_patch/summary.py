@@ -126,6 +126,7 @@ def _stage(stage: StageInfo, layers: list[Layer], choice: PlanChoice, options: C
         extra_fraction_of_model=round(choice.extra_fraction, 5),
         kernel=STAGE_KERNEL,
         scratch_pool_bytes=stage.pool_bytes,
+        in_place=tuple(layers[plan.stage[p.out]].name for p in stage.pairs),
         plans_considered=choice.considered,
         front=tuple(
             FrontPointReport(

@@ -35,8 +35,8 @@ def test_int8_mobilenet_v2_patch_figures(mbv2_int8, compiled):
     assert report.layer_peak_sram_bytes_excl_input == 1_404_928
     assert report.input_streamed  # the arena the program declares: the float32 image never in it
     assert report.peak_sram_bytes == report.peak_sram_bytes_excl_input == 175_616
-    assert stage.grid == (4, 4) and len(stage.layers) == 12  # through block 3's project conv
-    assert round(100 * stage.extra_fraction_of_model, 1) == 9.3
+    assert stage.grid == (3, 5) and len(stage.layers) == 12  # through block 3's project conv
+    assert round(100 * stage.extra_fraction_of_model, 1) == 9.2
     # the planner predicted the built arena exactly (it counted a 784 B depthwise temporary
     # that TVM keeps on the stack: 176,400 B predicted)
     assert report.predicted_peak_sram_bytes_excl_input == report.peak_sram_bytes_excl_input
@@ -52,7 +52,7 @@ def test_a_cap_the_plan_meets_exactly_is_met(mbv2_int8):
     options = CompileOptions(schedule="patch", sram_cap=175_616, patch=PatchOptions(stream_input=True))
     choice = choose_plan(program.graph, layers, options)
     assert choice.predicted_bytes == 175_616
-    assert choice.plan.grid == (4, 4) and len(choice.plan.stage) == 12
+    assert choice.plan.grid == (3, 5) and len(choice.plan.stage) == 12
 
 
 @pytest.mark.slow

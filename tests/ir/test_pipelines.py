@@ -84,7 +84,9 @@ def test_tir_windows_and_pool_are_the_planners(tmp_path):
             [windows[t * nw][layer][1].y0, windows[t * nw][layer][1].y1] for t in range(2)
         ]
         assert [list(c) for c in cols] == [[windows[t][layer][1].x0, windows[t][layer][1].x1] for t in range(nw)]
-    assert built.stage.pool_bytes == stage_scratch(program.graph, layers, plan, windows)[1]
+    assert built.stage.pool_bytes == stage_scratch(program.graph, layers, plan, windows, inplace=True)[1]
+    alone = build_stage(program, layers, plan, inplace=False)  # every map in a region of its own
+    assert alone.stage.pool_bytes == stage_scratch(program.graph, layers, plan, windows)[1] >= built.stage.pool_bytes
 
 
 def test_streamed_input_pool_is_the_planners():
@@ -102,6 +104,6 @@ def test_streamed_input_pool_is_the_planners():
     func = built.kernels["patch_stage"]
     assert bool(func.attrs["patch_input_streamed"])
     assert "tvmp_stream_read" in func.script()
-    predicted = stage_scratch(program.graph, layers, plan, windows, stream_input=True)[1]
+    predicted = stage_scratch(program.graph, layers, plan, windows, stream_input=True, inplace=True)[1]
     assert built.stage.pool_bytes == predicted
     assert predicted >= counted.stage.pool_bytes  # the input window (live at layer 0 only) shares bytes here

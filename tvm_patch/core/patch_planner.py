@@ -168,7 +168,7 @@ def predicted_peak(
     windows = plan_windows(layers, plan)
     extents = {i: (max(w[i][1].height for w in windows), max(w[i][1].width for w in windows)) for i in plan.stage}
     window = first_input_extent(windows, plan) if stream_input else None
-    _, pool = scratch_pool(graph, layers, plan.stage, extents, window)
+    _, pool, _ = scratch_pool(graph, layers, plan.stage, extents, window, windows if inplace else None)
     staged = staged_graph(graph, plan)
     if inplace:
         staged = with_inplace(staged, choose_inplace(staged, layers, len(plan.stage)))

@@ -13,7 +13,8 @@ The planner scores every (split, grid) pair; most of the work is the same for ma
    (stage.scratch_pool).
 3. Per split, the staged graph, its in-place choice, its buffers and the bytes live at each
    step are built once; a grid changes only the stage's workspace at step 0. So a plan gets
-   a lower bound on its arena without any layout (`SplitScorer.score`), and the pool and the
+   a lower bound on its arena without any layout (`SplitScorer.score`: a layer that may
+   write in place counts the larger of its two regions, not both), and the pool and the
    exact arena are laid out only for the plans the search asks for (`Score.arena`).
 Everything here equals what patch_planner.predicted_peak computes from stage_windows; tests
 compare the two.
@@ -29,7 +30,8 @@ from .inplace_rules import choose_inplace, with_inplace
 from .layers import Layer
 from .liveness import aligned, buffers, temp_workspaces
 from .stage import PatchPlan, pool_workspace, scratch_pool, staged_graph
-from .windows import _axis_params, _axis_window, in_hw, out_hw, stage_layout
+from .stage_inplace import candidates
+from .windows import Window, _axis_params, _axis_window, in_hw, out_hw, stage_layout
 
 Interval = tuple[int, int, int, int]  # (in0, in1, out0, out1) of one layer along one axis
 
@@ -95,7 +97,7 @@ class Score:
 
     def _laid_out(self, window_in_pool: bool, without_input: bool) -> int:
         window = self.input_extent if window_in_pool else None
-        return self.scorer.arena(self.scorer.stage_workspace(self.extents, window), without_input)
+        return self.scorer.arena(self.scorer.stage_workspace(self.extents, window, self.plan), without_input)
 
 
 class SplitScorer:
@@ -105,6 +107,7 @@ class SplitScorer:
         self, graph: Graph, layers: list[Layer], k: int, stream_input: bool = False, inplace: bool = True
     ) -> None:
         self.graph, self.layers, self.k, self.stream_input = graph, layers, k, stream_input
+        self.inplace = inplace
         self.stage = tuple(range(k))
         self.axes = StageAxes(layers, k)
         self.per_pixel = []
@@ -137,6 +140,8 @@ class SplitScorer:
         self.live0 = live.get(0, 0)
         self.live_rest = max((v for s, v in live.items() if s > 0), default=0)
         self._pools: dict[tuple, int] = {}
+        found = candidates(graph, layers, self.stage, stream_input) if inplace else {}
+        self.pairable = {k: src for k, (src, _, _) in found.items()}  # position -> source (-1: input)
         self._arenas: dict[tuple[int, bool], int] = {}
 
     @property
@@ -168,21 +173,48 @@ class SplitScorer:
         for (per_pixel, first, last), (h, w) in zip(self.regions, extents, strict=False):
             for step in range(first, last + 1):
                 live[step] = live.get(step, 0) + aligned(h * w * per_pixel)
+        sizes = [aligned(h * w * r[0]) for r, (h, w) in zip(self.regions, extents, strict=False)]
         if self.stream_input:  # the input's window, read by the first layer only (stream_refusal)
-            live[0] = live.get(0, 0) + aligned(input_extent[0] * input_extent[1] * self.input_per_pixel)
+            sizes.append(aligned(input_extent[0] * input_extent[1] * self.input_per_pixel))
+            live[0] = live.get(0, 0) + sizes[-1]
+        for k, src in self.pairable.items():  # a pair needs at least the larger of its two regions
+            live[k] -= min(sizes[k], sizes[src])
         bound = max(self.live_rest, self.live0 + pool_workspace(max(live.values(), default=0)))
         plan = PatchPlan(self.stage, tiles_h, tiles_w)
         return Score(plan, patched - self.base_macs, bound, tuple(extents), input_extent, self)
 
-    def stage_workspace(self, extents: tuple[tuple[int, int], ...], input_extent: tuple[int, int] | None = None) -> int:
+    def stage_workspace(
+        self,
+        extents: tuple[tuple[int, int], ...],
+        input_extent: tuple[int, int] | None = None,
+        plan: PatchPlan | None = None,
+    ) -> int:
         """The stage kernel's workspace: its pool (stage.scratch_pool, with the streamed
-        input's window if `input_extent`), laid out exactly."""
-        key = (extents, input_extent)
+        input's window if `input_extent`, and in-place pairs for `plan`'s windows when the
+        scorer places in place), laid out exactly."""
+        inplace = self.inplace and plan is not None
+        key = (extents, input_extent, (plan.tiles_h, plan.tiles_w) if inplace else None)
         if key not in self._pools:
             largest = dict(zip(self.stage, extents, strict=True))
-            _, pool = scratch_pool(self.graph, self.layers, self.stage, largest, input_extent)
+            windows = self._windows(plan) if inplace else None
+            _, pool, _ = scratch_pool(self.graph, self.layers, self.stage, largest, input_extent, windows)
             self._pools[key] = pool_workspace(pool)
         return self._pools[key]
+
+    def _windows(self, plan: PatchPlan) -> tuple[dict[int, tuple[Window, Window]], ...]:
+        """stage.plan_windows from the cached intervals: per patch, layer -> (input, output)."""
+        found = []
+        for a, b in plan.tiles_h:
+            rows = self.axes.intervals(0, a, b)
+            for c, d in plan.tiles_w:
+                cols = self.axes.intervals(1, c, d)
+                found.append(
+                    {
+                        i: (Window(r[0], r[1], q[0], q[1]), Window(r[2], r[3], q[2], q[3]))
+                        for i, r, q in zip(self.stage, rows, cols, strict=True)
+                    }
+                )
+        return tuple(found)
 
     def arena(self, stage_workspace: int, without_input: bool) -> int:
         """The exact arena (arena.plan_arena) of this split with this stage workspace, the

@@ -12,11 +12,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
-from .arena import ALIGNMENT, Buffer, plan_arena
+from .arena import Buffer
 from .graph import Call, Graph, TensorKind
 from .layers import Layer
 from .liveness import workspace_bytes
-from .windows import Window, in_hw, out_hw, stage_windows
+from .stage_inplace import InplacePair, candidates, choose_pairs, pair_shifts, pool_size
+from .windows import Window, in_hw, out_hw, stage_layout, stage_windows
 
 STAGE_KERNEL = "patch_stage"  # the fused stage PrimFunc's global symbol
 
@@ -43,6 +44,7 @@ class StageInfo:
     windows: tuple[dict[int, tuple[Window, Window]], ...]  # per patch: layer -> (input, output) window
     scratch: dict[int, int]  # layer index -> bytes of its largest output window (the last: none)
     pool_bytes: int  # the stage kernel's scratch pool
+    pairs: tuple[InplacePair, ...] = ()  # stage layers writing their window over their source's
 
 
 def plan_windows(layers: list[Layer], plan: PatchPlan) -> tuple[dict[int, tuple[Window, Window]], ...]:
@@ -54,14 +56,20 @@ def plan_windows(layers: list[Layer], plan: PatchPlan) -> tuple[dict[int, tuple[
 
 
 def stage_scratch(
-    graph: Graph, layers: list[Layer], plan: PatchPlan, windows: tuple[dict, ...], stream_input: bool = False
-) -> tuple[dict[int, int], int]:
-    """(layer -> bytes of its scratch, pool bytes) for the stage's windows (scratch_pool)."""
+    graph: Graph,
+    layers: list[Layer],
+    plan: PatchPlan,
+    windows: tuple[dict, ...],
+    stream_input: bool = False,
+    inplace: bool = False,
+) -> tuple[dict[int, int], int, list[InplacePair]]:
+    """(layer -> bytes of its scratch, pool bytes, in-place pairs) for the stage's windows
+    (scratch_pool)."""
     extents = {
         i: (max(win[i][1].height for win in windows), max(win[i][1].width for win in windows)) for i in plan.stage
     }
     input_extent = first_input_extent(windows, plan) if stream_input else None
-    return scratch_pool(graph, layers, plan.stage, extents, input_extent)
+    return scratch_pool(graph, layers, plan.stage, extents, input_extent, windows if inplace else None)
 
 
 def scratch_pool(
@@ -70,13 +78,15 @@ def scratch_pool(
     stage: tuple[int, ...],
     extents: dict[int, tuple[int, int]],
     input_extent: tuple[int, int] | None = None,
-) -> tuple[dict[int, int], int]:
-    """(layer -> bytes of its scratch, bytes of the pool), given each stage layer's
-    largest output window (height, width): each stage layer but the last keeps its output in
-    a region that tall and that wide (PatchTIR's layout), live from the layer that writes it to
-    the last stage layer that reads it; a streamed input's largest window is one more region,
-    live while the stage's first layer runs. PatchTIR places them all in one pool of bytes
-    (maps of different dtypes share bytes too), one allocation of the stage kernel."""
+    windows: tuple[dict, ...] | None = None,
+) -> tuple[dict[int, int], int, list[InplacePair]]:
+    """(layer -> bytes of its scratch, bytes of the pool, in-place pairs), given each stage
+    layer's largest output window (height, width): each stage layer but the last keeps its
+    output in a region that tall and that wide (PatchTIR's layout), live from the layer that
+    writes it to the last stage layer that reads it; a streamed input's largest window is one
+    more region, live while the stage's first layer runs. PatchTIR places them all in one pool
+    of bytes (maps of different dtypes share bytes too), one allocation of the stage kernel.
+    With the patches' `windows`, layers may write over their source (stage_inplace.py)."""
     pos = {layers[i].name: k for k, i in enumerate(stage)}
     scratch: dict[int, int] = {}
     bufs: list[Buffer] = []
@@ -93,7 +103,16 @@ def scratch_pool(
         nbytes = input_extent[0] * input_extent[1] * (inp.nbytes // (h * w))  # batch 1, all channels
         readers = [k for k, i in enumerate(stage) if graph.inputs[0] in graph.calls[i].inputs]
         bufs.append(Buffer(str(len(bufs)), nbytes, 0, max(readers)))
-    return scratch, plan_arena(bufs, alignment=ALIGNMENT).size if bufs else 0
+    if not bufs:
+        return scratch, 0, []
+    pairs: list[InplacePair] = []
+    keys = {k: str(k) for k in range(len(stage) - 1)} | {-1: str(len(stage) - 1)}  # the regions' names
+    if windows is not None:
+        found = candidates(graph, layers, stage, input_extent is not None)
+        if found:
+            shifts = pair_shifts(graph, layers, stage, windows, found, stage_layout(layers, list(stage)))
+            pairs = choose_pairs(bufs, keys, {k: (found[k][0], shifts[k]) for k in found})
+    return scratch, pool_size(bufs, keys, pairs), pairs
 
 
 def streamed_graph(graph: Graph, layout: str) -> Graph:
