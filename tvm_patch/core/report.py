@@ -83,10 +83,10 @@ class StageReport:
     extra_fraction_of_model: float
     kernel: str  # one fused kernel, tiled by PatchTIR
     scratch_pool_bytes: int  # its workspace: the patch windows, allocated once
-    in_place: tuple[str, ...] = ()  # layers whose window overwrites their source's in the pool
     plans_considered: int
     front: tuple[FrontPointReport, ...] = ()  # fewest extra MACs first
     front_excludes_input: bool = False  # its arenas hold no model input (--stream-input)
+    in_place: tuple[str, ...] = ()  # layers whose window overwrites their source's in the pool
 
 
 @dataclass(frozen=True)
