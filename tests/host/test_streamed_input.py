@@ -3,7 +3,7 @@ program declares holds no input (issue 12, item 1).
 
 On VWW int8 (MLPerf Tiny), host and Cortex-M4 in QEMU: the harness's provider reads each
 window from input.bin, the output equals the per-layer build's byte for byte, and the arena
-is the planner's prediction (24,800 B; TinyEngine's patch-based build of the same model takes
+is the planner's prediction (18,432 B, stage layers in place; TinyEngine's patch-based build of the same model takes
 31,580 B, ../shared/anchors/tinyengine/). A user's own program calls the C API: the whole
 input in memory (`tvmgen_<name>_run`, the image may sit in flash) or a provider callback
 (`tvmgen_<name>_run_streamed`) whose failure stops the run with the window in the error.
