@@ -99,11 +99,14 @@ def test_streamed_input_pool_is_the_planners():
     layers = layer_graph(program.grouped)
     plan = PatchPlan(tuple(range(8)), ((0, 6), (6, 12)), ((0, 5), (5, 12)))  # unequal columns
     windows = plan_windows(layers, plan)
-    counted = build_stage(program, layers, plan)
     built = build_stage(program, layers, plan, stream_input=True)
     func = built.kernels["patch_stage"]
     assert bool(func.attrs["patch_input_streamed"])
     assert "tvmp_stream_read" in func.script()
     predicted = stage_scratch(program.graph, layers, plan, windows, stream_input=True, inplace=True)[1]
     assert built.stage.pool_bytes == predicted
-    assert predicted >= counted.stage.pool_bytes  # the input window (live at layer 0 only) shares bytes here
+    # without pairs the input window (live at layer 0 only) only adds bytes; with them the
+    # greedy choice may even do better streamed (the window itself can be written over)
+    alone = build_stage(program, layers, plan, stream_input=True, inplace=False).stage.pool_bytes
+    assert alone == stage_scratch(program.graph, layers, plan, windows, stream_input=True)[1]
+    assert alone >= build_stage(program, layers, plan, inplace=False).stage.pool_bytes
