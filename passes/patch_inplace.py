@@ -72,47 +72,52 @@ def nest_shifts(
     src: Var,
     flats: tuple[Flat, Flat],
     windows: dict,
-    tile: tuple,
+    tiles: list[tuple],
     sizes: tuple[int, int],
 ) -> tuple[int, int]:
-    """stage_inplace.shifts (forward, reverse) for one patch `tile` (row tile, column tile):
-    `windows[v]` gives each loop over H or W its range for a tile; `flats` lay window indices
-    out in the output's and the source's region; `sizes` their bytes."""
+    """stage_inplace.shifts (forward, reverse) over every patch in `tiles` (row tile, column
+    tile): the largest forward and the smallest reverse shift. `windows[v]` gives each loop
+    over H or W its range for a tile; `flats` lay window indices out in the output's and the
+    source's region; `sizes` their bytes. The indices' coefficients are read once per nest."""
     stores = [s for s in _walk(nest.stmt, BufferStore) if s.buffer.same_as(out)]
     outer = [f.loop_var for f in outer_loops(nest, out)]
     loads = [ld for ld in _walk(nest.stmt, TensorLoad) if ld.source.same_as(src)]
     if not loads:
         raise PatchTIRError("in-place check: the nest does not read its source")
     inner = [v for v in nest.ranges if not any(v.same_as(o) for o in outer)]
-
-    def rng(v: Var) -> tuple[int, int]:
-        return windows[v](tile) if v in windows else nest.ranges[v]
-
-    grids = np.meshgrid(*(np.arange(m, m + e) for m, e in map(rng, outer)), indexing="ij")
-    point = {v: g.ravel() for v, g in zip(outer, grids, strict=True)}
-    n = grids[0].size if grids else 1
-
-    def index(expr: tirx.PrimExpr, pick: Callable | None) -> np.ndarray:  # pick: min or max over inner loops
-        c0, coef = _affine(expr, outer + inner)
-        value = np.full(n, c0, dtype=np.int64)
-        for v in outer:
-            value += coef[v] * point[v]
-        for v in inner if pick is not None else []:
-            m, e = nest.ranges[v]
-            value += pick(coef[v] * m, coef[v] * (m + e - 1))
-        return value
-
+    affine = {}
+    for expr in [*stores[0].indices, *(i for ld in loads for i in ld.indices)]:
+        affine[expr] = _affine(expr, outer + inner)
     dims = [int(d) for d in src.shape]
     out_flat, src_flat = flats
     osize, isize = dtype_bytes(str(out.dtype)), dtype_bytes(str(src.dtype))
-    write = out_flat([index(i, None) for i in stores[0].indices], *tile) * osize
-    first = np.minimum.reduce(
-        [src_flat([np.maximum(0, index(i, min)) for i in ld.indices], *tile) for ld in loads]
-    )  # padding guards: no read below 0 or past the map's end
-    last = np.maximum.reduce(
-        [
-            src_flat([np.minimum(d - 1, index(i, max)) for i, d in zip(ld.indices, dims, strict=True)], *tile)
-            for ld in loads
-        ]
-    )
-    return shifts(write, osize, first * isize, last * isize + isize - 1, sizes)
+    forward, reverse = 0, sizes[0]
+    for tile in tiles:
+        ranges = [windows[v](tile) if v in windows else nest.ranges[v] for v in outer]
+        grids = np.meshgrid(*(np.arange(m, m + e) for m, e in ranges), indexing="ij")
+        point = {v: g.ravel() for v, g in zip(outer, grids, strict=True)}
+        n = grids[0].size if grids else 1
+
+        def index(expr: tirx.PrimExpr, pick: Callable | None, point: dict = point, n: int = n) -> np.ndarray:
+            c0, coef = affine[expr]  # pick: min or max over the inner (reduction) loops
+            value = np.full(n, c0, dtype=np.int64)
+            for v in outer:
+                value += coef[v] * point[v]
+            for v in inner if pick is not None else []:
+                m, e = nest.ranges[v]
+                value += pick(coef[v] * m, coef[v] * (m + e - 1))
+            return value
+
+        write = out_flat([index(i, None) for i in stores[0].indices], *tile) * osize
+        first = np.minimum.reduce(
+            [src_flat([np.maximum(0, index(i, min)) for i in ld.indices], *tile) for ld in loads]
+        )  # padding guards: no read below 0 or past the map's end
+        last = np.maximum.reduce(
+            [
+                src_flat([np.minimum(d - 1, index(i, max)) for i, d in zip(ld.indices, dims, strict=True)], *tile)
+                for ld in loads
+            ]
+        )
+        f, r = shifts(write, osize, first * isize, last * isize + isize - 1, sizes)
+        forward, reverse = max(forward, f), min(reverse, r)
+    return forward, reverse

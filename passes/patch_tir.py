@@ -62,7 +62,7 @@ from tvm_patch_core.graph import dtype_bytes
 from tvm_patch_core.windows import tiles
 
 from .inline_kernels import map_prim_funcs, schedule_kernel
-from .patch_inplace import nest_shifts, outer_loops
+from .patch_inplace import _walk, nest_shifts, outer_loops
 from .patch_scratch import Scratch, plan_pool, pool_buffers
 
 AXES = {"NHWC": (1, 2), "NCHW": (2, 3)}
@@ -82,12 +82,6 @@ class Nest:
 
 def _flatten(stmt: tirx.Stmt) -> list[tirx.Stmt]:
     return [s for x in stmt.seq for s in _flatten(x)] if isinstance(stmt, SeqStmt) else [stmt]
-
-
-def _walk(node: object, kind: type) -> list:
-    found: list = []
-    tvm_ffi.structural_walk(node, [(kind, found.append)])
-    return found
 
 
 def _int(x: tirx.PrimExpr) -> int:
@@ -285,9 +279,8 @@ def patch_tile(
             nest.loops[1]: lambda t, m=out_m: (cols[m][t[1]][0], cols[m][t[1]][1] - cols[m][t[1]][0]),
         }
         flats, sizes = (window_flat(out_m), window_flat(src_m)), (nbytes(out_m), nbytes(src_m))
-        tiles_hw = itertools.product(range(len(tiles_h)), range(len(tiles_w)))
-        found = [nest_shifts(nest, out_m, src_m, flats, spans, tile, sizes) for tile in tiles_hw]
-        forward, back = max(f for f, _ in found), min(b for _, b in found)  # over every patch
+        tiles_hw = list(itertools.product(range(len(tiles_h)), range(len(tiles_w))))
+        forward, back = nest_shifts(nest, out_m, src_m, flats, spans, tiles_hw, sizes)  # over every patch
         if (shift > back) if reverse else (shift < forward):
             need = f"at most {back}" if reverse else f"at least {forward}"
             raise PatchTIRError(
